@@ -1,0 +1,1 @@
+"""Storage backends (one module per backend) and the registry that picks one."""

@@ -1,0 +1,92 @@
+"""The public entry point :func:`open` and the object model it returns."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from nwbstore.backends.registry import detect_backend, get_backend
+from nwbstore.errors import UnknownFormatError
+from nwbstore.nodes import Attributes, Capabilities, Dataset, Group, Mode, Node, Store
+
+__all__ = ["Attributes", "Capabilities", "Dataset", "Group", "Node", "Store", "open"]
+
+_MODES = ("r", "r+", "w", "w-", "x", "a")
+
+
+def open(  # noqa: A001 - mirrors h5py.File / zarr.open
+    url: str | os.PathLike[str],
+    mode: Mode = "r",
+    *,
+    format: str | None = None,  # noqa: A002
+    driver: str | None = None,
+    memb_size: int | None = None,
+    zarr_format: int = 3,
+    storage_options: Mapping[str, Any] | None = None,
+) -> Store:
+    """Open an HDF5 file or a Zarr store, local or remote.
+
+    Parameters
+    ----------
+    url
+        A local path (``session.nwb``, ``session.nwb.zarr``, ``raw_%d.h5``) or a URL
+        (``s3://bucket/session.nwb.zarr``, ``https://.../file.nwb``, ``memory://scratch``).
+    mode
+        As in h5py: ``"r"`` read only (must exist), ``"r+"`` read/write (must exist), ``"w"``
+        create (replace if it exists), ``"w-"`` or ``"x"`` create (fail if it exists),
+        ``"a"`` read/write if it exists, create otherwise.
+    format
+        ``"hdf5"`` or ``"zarr"``; by default taken from the extension, then from the content.
+    driver
+        HDF5 driver: ``"sec2"`` (default for local files), ``"family"`` (also implied by a
+        ``%d`` in the file name), ``"fileobj"`` (implied for remote URLs).
+    memb_size
+        Member size in bytes for a new HDF5 family. When reading, nwbstore finds it from the
+        first member; an explicit value that disagrees is an error.
+    zarr_format
+        Zarr format of a new Zarr store (3, the default, or 2). Existing stores are read in
+        the format they have.
+    storage_options
+        Options for fsspec/s3fs (``endpoint_url``, ``key``, ``secret``, ``anon``, ...),
+        used on every request. ``AWS_ENDPOINT_URL`` and the usual AWS variables also work.
+
+    Returns
+    -------
+    Store
+        An open store; use it as a context manager or call ``close()``.
+
+    Raises
+    ------
+    StoreNotFoundError
+        The input does not exist (mode ``"r"``/``"r+"``), or the bucket is missing.
+    UnknownFormatError
+        The input is neither HDF5 nor Zarr; the message lists what was tried.
+    ReadOnlyError
+        A write mode on a backend or location that cannot be written.
+
+    Examples
+    --------
+    >>> import nwbstore
+    >>> with nwbstore.open("memory://doc-example", mode="w") as store:
+    ...     ds = store.root.create_dataset("x", data=[1, 2, 3])
+    ...     ds[:].tolist()
+    [1, 2, 3]
+    """
+    if mode not in _MODES:
+        raise ValueError(f"mode={mode!r} is not one of {', '.join(map(repr, _MODES))}")
+    if zarr_format not in (2, 3):
+        raise ValueError(f"zarr_format={zarr_format!r} must be 2 or 3")
+    url_s = os.fspath(url)
+    backend = detect_backend(
+        url_s, mode, format=format, driver=driver, storage_options=storage_options
+    )
+    cls = get_backend(backend)
+    options: dict[str, Any] = {"storage_options": dict(storage_options or {})}
+    if backend.startswith("hdf5"):
+        options.update(driver=driver, memb_size=memb_size)
+    elif driver is not None:
+        raise UnknownFormatError(f"driver={driver!r} applies to HDF5 files, and {url_s} is Zarr")
+    else:
+        options.update(zarr_format=zarr_format)
+    return cls.open_url(url_s, mode, backend=backend, **options)  # type: ignore[attr-defined]
