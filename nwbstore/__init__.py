@@ -8,16 +8,20 @@ from __future__ import annotations
 
 from nwbstore import errors
 from nwbstore.dtypes import reference_dtype, string_dtype
+from nwbstore.defaults import available_compressions, default_settings
 from nwbstore.errors import NwbStoreError
 from nwbstore.links import ExternalLink, Reference, SoftLink
 from nwbstore.settings import DatasetSettings
 from nwbstore.store import Attributes, Capabilities, Dataset, Group, Store, open
+from nwbstore.convert import ConversionReport, convert
+from nwbstore.verify import VerifyReport, verify
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Attributes",
     "Capabilities",
+    "ConversionReport",
     "Dataset",
     "DatasetSettings",
     "ExternalLink",
@@ -26,9 +30,14 @@ __all__ = [
     "Reference",
     "SoftLink",
     "Store",
+    "VerifyReport",
     "__version__",
+    "available_compressions",
+    "default_settings",
+    "convert",
     "errors",
     "open",
     "reference_dtype",
     "string_dtype",
+    "verify",
 ]

@@ -1,4 +1,4 @@
-"""The ``nwbstore`` command line: ``info``, ``tree``, ``config``, ``demo`` (and more to come)."""
+"""The ``nwbstore`` command line: info, tree, config, convert, verify, links, truncate, demo."""
 
 from __future__ import annotations
 
@@ -83,6 +83,80 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_chunks(text: str | None) -> str | tuple[int, ...] | None:
+    if text is None or text == "auto":
+        return text
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--chunks {text!r}: give 'auto' or comma-separated integers such as 1000,16"
+        ) from None
+
+
+def _cmd_convert(args: argparse.Namespace, *, first_n: int | None = None) -> int:
+    import nwbstore
+    from nwbstore.convert import convert
+
+    opts = _storage_options(args)
+    report = convert(
+        args.src,
+        args.dst,
+        links=args.links,
+        compression=args.compression,
+        chunks=_parse_chunks(args.chunks),
+        fallback=args.fallback,
+        zarr_format=args.zarr_format,
+        format=args.format,
+        jobs=args.jobs,
+        scheduler=args.scheduler,
+        progress=not args.quiet,
+        storage_options=opts,
+        overwrite=args.overwrite,
+        resume=args.resume,
+        raw=not args.no_raw,
+        first_n=first_n,
+    )
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    elif not args.quiet:
+        print(report)
+    if args.verify:
+        result = nwbstore.verify(
+            args.src, args.dst, storage_options=opts, links=args.links
+        ) if first_n is None else None
+        if result is not None:
+            print(result)
+            return 0 if result.ok else 1
+    return 0
+
+
+def _cmd_truncate(args: argparse.Namespace) -> int:
+    return _cmd_convert(args, first_n=args.n)
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    import nwbstore
+
+    result = nwbstore.verify(
+        args.src, args.dst, storage_options=_storage_options(args), links=args.links
+    )
+    print(result)
+    return 0 if result.ok else 1
+
+
+def _cmd_links(args: argparse.Namespace) -> int:
+    from nwbstore.linkcheck import check_links
+
+    with _open(args) as store:
+        entries = check_links(store, storage_options=_storage_options(args))
+    for entry in entries:
+        print(entry)
+    broken = sum(not e.ok for e in entries)
+    print(f"{len(entries)} links and references, {broken} broken")
+    return 1 if broken else 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from nwbstore.demo import run_demo
 
@@ -115,6 +189,47 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="chunking, buffering and compression of every dataset")
     add_source(p)
     p.set_defaults(func=_cmd_config)
+
+    def add_convert_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("src", help="source path or URL")
+        p.add_argument("dst", help="destination path or URL (.nwb/.h5 HDF5, .zarr Zarr)")
+        p.add_argument("--format", choices=["hdf5", "zarr"], help="destination format")
+        p.add_argument("--zarr-format", type=int, choices=[2, 3], default=3)
+        p.add_argument("--links", choices=["keep", "resolve"], default="keep")
+        p.add_argument("--compression", help="codec for every dataset, e.g. zstd:5 or gzip:4")
+        p.add_argument("--chunks", help="'auto' or a chunk shape such as 1000,16")
+        p.add_argument("--fallback", help="codec to use where one has no counterpart, or 'drop'")
+        p.add_argument("--jobs", type=int, help="worker threads")
+        p.add_argument("--scheduler", help="Dask distributed scheduler address")
+        p.add_argument("--overwrite", action="store_true", help="replace an existing destination")
+        p.add_argument("--resume", action="store_true", help="continue an interrupted run")
+        p.add_argument("--no-raw", action="store_true", help="always decode and re-encode")
+        p.add_argument("--verify", action="store_true", help="verify the result afterwards")
+        p.add_argument("--json", action="store_true", help="print the report as JSON")
+        p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or report")
+        p.add_argument("--endpoint-url", help="S3 endpoint (else AWS_ENDPOINT_URL)")
+        p.add_argument("--storage-options", help="JSON dict of fsspec/s3fs options")
+
+    p = sub.add_parser("convert", help="convert between HDF5 and Zarr (any to any)")
+    add_convert_options(p)
+    p.set_defaults(func=_cmd_convert)
+
+    p = sub.add_parser("truncate", help="small copy keeping the first N entries of each dataset")
+    add_convert_options(p)
+    p.add_argument("-n", type=int, required=True, help="entries to keep along the first axis")
+    p.set_defaults(func=_cmd_truncate)
+
+    p = sub.add_parser("verify", help="compare two stores; exit 1 on a difference")
+    p.add_argument("src")
+    p.add_argument("dst")
+    p.add_argument("--links", choices=["keep", "resolve"], default="keep")
+    p.add_argument("--endpoint-url", help="S3 endpoint (else AWS_ENDPOINT_URL)")
+    p.add_argument("--storage-options", help="JSON dict of fsspec/s3fs options")
+    p.set_defaults(func=_cmd_verify)
+
+    p = sub.add_parser("links", help="list links and references; exit 1 if any is broken")
+    add_source(p)
+    p.set_defaults(func=_cmd_links)
 
     p = sub.add_parser("demo", help="run the embedded example")
     p.add_argument("--workdir", help="where to write the example files (default: a temp dir)")

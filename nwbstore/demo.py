@@ -76,7 +76,9 @@ def build_example_nwb(path: str | Path, *, seed: int = 0) -> Path:
     )
     nwbfile.add_trial_column(name="outcome", description="trial outcome")
     for i in range(5):
-        nwbfile.add_trial(start_time=i * 2.0, stop_time=i * 2.0 + 1.5, outcome=["hit", "miss"][i % 2])
+        nwbfile.add_trial(
+            start_time=i * 2.0, stop_time=i * 2.0 + 1.5, outcome=["hit", "miss"][i % 2]
+        )
     for i in range(3):
         nwbfile.add_unit(spike_times=np.sort(rng.random(5 + i) * 10.0))
     out = Path(path)

@@ -121,8 +121,8 @@ def _looks_like_strings(data: Any) -> bool:
     if isinstance(data, np.ndarray):
         if data.dtype.kind == "U" or isinstance(data.dtype, np.dtypes.StringDType):
             return True
-        return data.dtype.kind == "O" and data.size > 0 and all(
-            isinstance(x, str) for x in data.flat
+        return (
+            data.dtype.kind == "O" and data.size > 0 and all(isinstance(x, str) for x in data.flat)
         )
     if isinstance(data, (list, tuple)) and data:
         flat = np.asarray(data, dtype=object).ravel()
@@ -162,8 +162,12 @@ def normalize_data_and_dtype(
     else:
         dt = normalize_dtype(np.asarray(data).dtype, where=where)
 
-    if dt.kind == "O" or dt.names is not None and any(
-        dt.fields[n][0].kind == "O" for n in dt.names  # type: ignore[index]
+    if dt.kind == "O" or (
+        dt.names is not None
+        and any(
+            dt.fields[n][0].kind == "O"
+            for n in dt.names  # type: ignore[index]
+        )
     ):
         arr = np.empty(np.shape(data) if not isinstance(data, (str, Reference)) else (), dtype=dt)
         if dt.names is None:

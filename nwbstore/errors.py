@@ -23,6 +23,7 @@ __all__ = [
     "UnknownFormatError",
     "UnsupportedCodecError",
     "UnsupportedDtypeError",
+    "UnsupportedOperationError",
 ]
 
 
@@ -87,3 +88,7 @@ class CorruptChunkError(NwbStoreError, OSError):
 
 class IncompleteStoreError(NwbStoreError, OSError):
     """A store is marked incomplete: a write or conversion into it did not finish."""
+
+
+class UnsupportedOperationError(NwbStoreError, NotImplementedError):
+    """The backend does not offer this operation (see ``Store.capabilities``)."""

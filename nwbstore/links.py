@@ -20,7 +20,7 @@ __all__ = [
     "normalize_path",
 ]
 
-#: Value of the ``_DTYPE`` attribute that marks a Zarr dataset of object references (hdmf-zarr 0.14).
+#: ``_DTYPE`` attribute value marking a Zarr dataset of object references (hdmf-zarr 0.14).
 REFERENCE_DTYPE_MARK = "object_reference"
 
 

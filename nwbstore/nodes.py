@@ -21,6 +21,7 @@ from nwbstore.errors import (
     NodeNotFoundError,
     ReadOnlyError,
     SettingsError,
+    UnsupportedOperationError,
 )
 from nwbstore.links import ExternalLink, SoftLink, join_path, normalize_path
 
@@ -36,13 +37,30 @@ __all__ = [
     "Mode",
     "Node",
     "Store",
+    "StoredChunk",
 ]
 
 Mode = Literal["r", "r+", "w", "w-", "x", "a"]
 Link = SoftLink | ExternalLink
 
+#: Root attribute that marks a store whose writing has not finished (see nwbstore.convert).
+INCOMPLETE_ATTR = "_NWBSTORE_INCOMPLETE"
+
 #: Modes that allow writing.
 WRITE_MODES = frozenset({"r+", "w", "w-", "x", "a"})
+
+
+@dataclass(frozen=True, slots=True)
+class StoredChunk:
+    """One chunk as stored: its chunk-grid position, encoded bytes and HDF5 filter mask.
+
+    ``filter_mask`` is HDF5's per-chunk mask (a set bit means that filter was skipped for this
+    chunk); it is always 0 for Zarr.
+    """
+
+    index: tuple[int, ...]
+    data: bytes
+    filter_mask: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +118,11 @@ class Attributes(MutableMapping[str, Any], ABC):
     @abstractmethod
     def _delete(self, key: str) -> None: ...
 
+    def _visible_names(self) -> list[str]:
+        return [n for n in self._names() if n != INCOMPLETE_ATTR]
+
     def __getitem__(self, key: str) -> Any:
-        if key not in self._names():
+        if key not in self._visible_names():
             raise NodeNotFoundError(f"attribute {key!r} not found on {self._node.name!r}")
         return self._read(key)
 
@@ -111,18 +132,18 @@ class Attributes(MutableMapping[str, Any], ABC):
 
     def __delitem__(self, key: str) -> None:
         self._node.store._check_writable(f"delete attribute {key!r} on {self._node.name!r}")
-        if key not in self._names():
+        if key not in self._visible_names():
             raise NodeNotFoundError(f"attribute {key!r} not found on {self._node.name!r}")
         self._delete(key)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._names())
+        return iter(self._visible_names())
 
     def __len__(self) -> int:
-        return len(self._names())
+        return len(self._visible_names())
 
     def __contains__(self, key: object) -> bool:
-        return key in self._names()
+        return key in self._visible_names()
 
     def update_many(self, values: dict[str, Any]) -> None:
         """Set several attributes at once (one metadata write where the backend allows)."""
@@ -130,7 +151,7 @@ class Attributes(MutableMapping[str, Any], ABC):
             self[key] = value
 
     def __repr__(self) -> str:
-        return f"<Attributes of {self._node.name!r}: {sorted(self._names())}>"
+        return f"<Attributes of {self._node.name!r}: {sorted(self._visible_names())}>"
 
 
 class Node(ABC):
@@ -219,7 +240,9 @@ class Group(Node):
         parent_path, name = posixpath.split(full)
         parent = self.store.root if parent_path == "/" else self.store.root[parent_path]
         if not isinstance(parent, Group):
-            raise NodeNotFoundError(f"{parent_path!r} in {self.store.url} is a dataset, not a group")
+            raise NodeNotFoundError(
+                f"{parent_path!r} in {self.store.url} is a dataset, not a group"
+            )
         return parent, name
 
     def __getitem__(self, path: str) -> Group | Dataset:
@@ -386,12 +409,12 @@ class Group(Node):
         arr, shape_t, dt = normalize_data_and_dtype(
             data, shape, dtype, where=f"{join_path(self.name, path)!r} in {self.store.url}"
         )
-        if settings is not None and settings.maxshape is not None:
-            if len(settings.maxshape) != len(shape_t):
-                raise SettingsError(
-                    f"maxshape {settings.maxshape} of dataset {join_path(self.name, path)!r} "
-                    f"has {len(settings.maxshape)} axes but the shape {shape_t} has {len(shape_t)}"
-                )
+        maxshape = settings.maxshape if settings is not None else None
+        if maxshape is not None and len(maxshape) != len(shape_t):
+            raise SettingsError(
+                f"maxshape {maxshape} of dataset {join_path(self.name, path)!r} "
+                f"has {len(maxshape)} axes but the shape {shape_t} has {len(shape_t)}"
+            )
         return parent._create_dataset(name, shape_t, dt, settings, arr)
 
     def require_dataset(
@@ -401,7 +424,9 @@ class Group(Node):
         if path in self:
             ds = self[path]
             if not isinstance(ds, Dataset):
-                raise ContainsNodeError(f"{ds.name!r} in {self.store.url} is a group, not a dataset")
+                raise ContainsNodeError(
+                    f"{ds.name!r} in {self.store.url} is a group, not a dataset"
+                )
             if tuple(ds.shape) != tuple(shape):
                 raise ContainsNodeError(
                     f"dataset {ds.name!r} exists with shape {ds.shape}, not {tuple(shape)}"
@@ -458,7 +483,7 @@ class Group(Node):
         """
         prefix = self.name.rstrip("/") + "/"
         for node in self._walk():
-            result = fn(node.name[len(prefix):], node)
+            result = fn(node.name[len(prefix) :], node)
             if result is not None:
                 return result
         return None
@@ -472,7 +497,7 @@ class Group(Node):
         prefix = self.name.rstrip("/") + "/"
         for group in [self, *(n for n in self._walk() if isinstance(n, Group))]:
             for name, link in group.links():
-                result = fn(join_path(group.name, name)[len(prefix):], link)
+                result = fn(join_path(group.name, name)[len(prefix) :], link)
                 if result is not None:
                     return result
         return None
@@ -610,6 +635,32 @@ class Dataset(Node):
             slice(start, new_shape[axis]) if i == axis else slice(None) for i in range(self.ndim)
         )
         self[sel] = arr
+
+    # -- stored (encoded) chunks: optional, see Capabilities.raw_chunks ----------------------
+
+    def iter_stored_chunks(self) -> Iterator[StoredChunk]:
+        """Yield every allocated chunk as stored (still encoded), in grid order.
+
+        Raises
+        ------
+        NwbStoreError
+            If the backend cannot hand out stored chunks (``capabilities.raw_chunks``).
+        """
+        raise UnsupportedOperationError(
+            f"{self.store.backend} cannot read stored chunks of {self.name!r}; "
+            "read decoded data with dataset[...] instead"
+        )
+
+    def write_stored_chunk(self, index: tuple[int, ...], data: bytes) -> None:
+        """Store one already-encoded chunk at chunk-grid position ``index``.
+
+        The bytes must be what this dataset's codec pipeline produces for a full chunk
+        (edge chunks padded to the full chunk shape, as HDF5 and Zarr store them).
+        """
+        raise UnsupportedOperationError(
+            f"{self.store.backend} cannot write stored chunks to {self.name!r}; "
+            "write decoded data with dataset[...] = values instead"
+        )
 
     def __repr__(self) -> str:
         return (

@@ -7,23 +7,33 @@ from collections.abc import Mapping
 from typing import Any
 
 from nwbstore.backends.registry import detect_backend, get_backend
-from nwbstore.errors import UnknownFormatError
-from nwbstore.nodes import Attributes, Capabilities, Dataset, Group, Mode, Node, Store
+from nwbstore.errors import IncompleteStoreError, NwbStoreError, UnknownFormatError
+from nwbstore.nodes import (
+    INCOMPLETE_ATTR,
+    Attributes,
+    Capabilities,
+    Dataset,
+    Group,
+    Mode,
+    Node,
+    Store,
+)
 
 __all__ = ["Attributes", "Capabilities", "Dataset", "Group", "Node", "Store", "open"]
 
 _MODES = ("r", "r+", "w", "w-", "x", "a")
 
 
-def open(  # noqa: A001 - mirrors h5py.File / zarr.open
+def open(
     url: str | os.PathLike[str],
     mode: Mode = "r",
     *,
-    format: str | None = None,  # noqa: A002
+    format: str | None = None,
     driver: str | None = None,
     memb_size: int | None = None,
     zarr_format: int = 3,
     storage_options: Mapping[str, Any] | None = None,
+    allow_incomplete: bool = False,
 ) -> Store:
     """Open an HDF5 file or a Zarr store, local or remote.
 
@@ -50,6 +60,9 @@ def open(  # noqa: A001 - mirrors h5py.File / zarr.open
     storage_options
         Options for fsspec/s3fs (``endpoint_url``, ``key``, ``secret``, ``anon``, ...),
         used on every request. ``AWS_ENDPOINT_URL`` and the usual AWS variables also work.
+    allow_incomplete
+        Open a store whose conversion or streaming write has not finished (it carries the
+        incomplete mark). By default such a store is refused with ``IncompleteStoreError``.
 
     Returns
     -------
@@ -64,6 +77,8 @@ def open(  # noqa: A001 - mirrors h5py.File / zarr.open
         The input is neither HDF5 nor Zarr; the message lists what was tried.
     ReadOnlyError
         A write mode on a backend or location that cannot be written.
+    IncompleteStoreError
+        The store's writing did not finish (see ``allow_incomplete``).
 
     Examples
     --------
@@ -89,4 +104,19 @@ def open(  # noqa: A001 - mirrors h5py.File / zarr.open
         raise UnknownFormatError(f"driver={driver!r} applies to HDF5 files, and {url_s} is Zarr")
     else:
         options.update(zarr_format=zarr_format)
-    return cls.open_url(url_s, mode, backend=backend, **options)  # type: ignore[attr-defined]
+    store: Store = cls.open_url(url_s, mode, backend=backend, **options)  # type: ignore[attr-defined]
+    if not allow_incomplete and mode in ("r", "r+", "a") and _is_incomplete(store):
+        store.close()
+        raise IncompleteStoreError(
+            f"{url_s} is incomplete: the conversion or write that made it did not finish. "
+            "Run the conversion again with resume=True (nwbstore convert --resume), or open it "
+            "with allow_incomplete=True to look inside."
+        )
+    return store
+
+
+def _is_incomplete(store: Store) -> bool:
+    try:
+        return INCOMPLETE_ATTR in store.root.attrs._names()
+    except NwbStoreError:
+        return False

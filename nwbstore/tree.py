@@ -20,7 +20,9 @@ def _settings_summary(ds: Dataset) -> str:
         parts.append(f"shards={s.shards}")
     codec = s.compression
     if codec:
-        parts.append(f"{codec}" + (f"({s.compression_opts})" if s.compression_opts is not None else ""))
+        parts.append(
+            f"{codec}" + (f"({s.compression_opts})" if s.compression_opts is not None else "")
+        )
     if s.shuffle:
         parts.append("shuffle")
     if s.checksum:

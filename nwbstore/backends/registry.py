@@ -137,7 +137,9 @@ def _sniff_local(path: str) -> tuple[str | None, list[str]]:
     return None, tried
 
 
-def _sniff_remote(url: str, storage_options: Mapping[str, Any] | None) -> tuple[str | None, list[str]]:
+def _sniff_remote(
+    url: str, storage_options: Mapping[str, Any] | None
+) -> tuple[str | None, list[str]]:
     import fsspec
 
     fs, path = fsspec.core.url_to_fs(url, **dict(storage_options or {}))

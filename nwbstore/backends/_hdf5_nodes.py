@@ -1,0 +1,229 @@
+"""Groups and datasets of the HDF5 backend, over ``h5py.Group`` and ``h5py.Dataset``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import h5py
+import numpy as np
+
+from nwbstore.backends._hdf5_attrs import HDF5Attributes
+from nwbstore.backends._hdf5_types import (
+    decode_value,
+    encode_value,
+    from_h5py_dtype,
+    to_h5py_dtype,
+)
+from nwbstore.errors import (
+    NodeNotFoundError,
+    SettingsError,
+    UnsupportedDtypeError,
+    UnsupportedOperationError,
+)
+from nwbstore.links import ExternalLink, SoftLink, join_path
+from nwbstore.nodes import Dataset, Group, Link, StoredChunk
+
+if TYPE_CHECKING:
+    from nwbstore.backends.hdf5 import HDF5Store
+    from nwbstore.settings import DatasetSettings
+
+__all__ = ["HDF5Dataset", "HDF5Group"]
+
+
+class HDF5Group(Group):
+    """A group of an HDF5 file (``h5py.Group``)."""
+
+    def __init__(self, store: HDF5Store, name: str, group: h5py.Group) -> None:
+        super().__init__(store, name)
+        self._g = group
+        self._attrs = HDF5Attributes(self, group)
+
+    @property
+    def h5py_group(self) -> h5py.Group:
+        """The underlying ``h5py.Group``."""
+        return self._g
+
+    @property
+    def attrs(self) -> HDF5Attributes:
+        return self._attrs
+
+    def _where(self, name: str) -> str:
+        return f"{join_path(self.name, name)!r} in {self.store.url}"
+
+    def _child_names(self) -> list[str]:
+        return sorted(self._g.keys())
+
+    def _get_child(self, name: str) -> HDF5Group | HDF5Dataset:
+        path = join_path(self.name, name)
+        store: HDF5Store = self.store  # type: ignore[assignment]
+        try:
+            obj = self._g[name]
+        except (KeyError, OSError):
+            raise self._missing(name) from None
+        if isinstance(obj, h5py.Group):
+            return HDF5Group(store, path, obj)
+        if isinstance(obj, h5py.Dataset):
+            return HDF5Dataset(store, path, obj)
+        raise NodeNotFoundError(
+            f"{self._where(name)} is a {type(obj).__name__} (committed datatype), which "
+            "nwbstore does not expose as a group or dataset"
+        )
+
+    def _missing(self, name: str) -> NodeNotFoundError:
+        link = self._get_link(name) if name in self._g else None
+        if isinstance(link, SoftLink):
+            return NodeNotFoundError(
+                f"soft link {self._where(name)} points to {link.path!r}, which does not exist "
+                "(create the target or delete the link)"
+            )
+        if isinstance(link, ExternalLink):
+            return NodeNotFoundError(
+                f"external link {self._where(name)} points to {link.path!r} in {link.url!r}, "
+                "which cannot be opened (relative names are resolved from the directory "
+                "holding the linking file)"
+            )
+        return NodeNotFoundError(f"no object {self._where(name)}")
+
+    def _create_group(self, name: str) -> HDF5Group:
+        store: HDF5Store = self.store  # type: ignore[assignment]
+        return HDF5Group(store, join_path(self.name, name), self._g.create_group(name))
+
+    def _create_dataset(
+        self,
+        name: str,
+        shape: tuple[int, ...],
+        dtype: np.dtype[Any],
+        settings: DatasetSettings | None,
+        data: Any,
+    ) -> HDF5Dataset:
+        store: HDF5Store = self.store  # type: ignore[assignment]
+        where = f"dataset {self._where(name)}"
+        h5dt = to_h5py_dtype(dtype, where=where)
+        kwargs = settings.to_hdf5() if settings is not None else {}
+        if data is not None:
+            data = encode_value(data, dtype, self._g.file, where=where)
+        try:
+            ds = self._g.create_dataset(name, shape=shape, dtype=h5dt, data=data, **kwargs)
+        except TypeError as err:
+            raise UnsupportedDtypeError(
+                f"cannot create {where} with dtype {dtype}: {err}"
+            ) from None
+        except ValueError as err:
+            raise SettingsError(f"cannot create {where}: {err}") from None
+        return HDF5Dataset(store, join_path(self.name, name), ds)
+
+    def _get_link(self, name: str) -> Link | None:
+        link = self._g.get(name, getlink=True)
+        if isinstance(link, h5py.SoftLink):
+            return SoftLink(link.path)
+        if isinstance(link, h5py.ExternalLink):
+            return ExternalLink(link.filename, link.path)
+        return None
+
+    def _create_soft_link(self, name: str, target_path: str) -> None:
+        self._g[name] = h5py.SoftLink(target_path)
+
+    def _create_external_link(self, name: str, url: str, target_path: str) -> None:
+        self._g[name] = h5py.ExternalLink(url, target_path)
+
+    def _delete(self, name: str) -> None:
+        del self._g[name]
+
+
+class HDF5Dataset(Dataset):
+    """A dataset of an HDF5 file (``h5py.Dataset``)."""
+
+    def __init__(self, store: HDF5Store, name: str, dataset: h5py.Dataset) -> None:
+        super().__init__(store, name)
+        self._ds = dataset
+        self._attrs = HDF5Attributes(self, dataset)
+
+    @property
+    def h5py_dataset(self) -> h5py.Dataset:
+        """The underlying ``h5py.Dataset``."""
+        return self._ds
+
+    @property
+    def attrs(self) -> HDF5Attributes:
+        return self._attrs
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        shape = self._ds.shape
+        return () if shape is None else tuple(shape)
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return from_h5py_dtype(self._ds.dtype)
+
+    @property
+    def settings(self) -> DatasetSettings:
+        from nwbstore.settings import DatasetSettings
+
+        return DatasetSettings.from_hdf5(self._ds)
+
+    def _read(self, selection: Any) -> Any:
+        dt = self._ds.dtype
+        if dt.names is None and dt.kind == "O" and (dt.metadata or {}).get("vlen") in (str, bytes):
+            return self._ds.asstr(errors="surrogateescape")[selection]
+        return decode_value(self._ds[selection], dt, self._ds.file)
+
+    def _write(self, selection: Any, value: Any) -> None:
+        where = f"dataset {self.name!r} in {self.store.url}"
+        encoded = encode_value(value, self.dtype, self._ds.file, where=where)
+        try:
+            self._ds[selection] = encoded
+        except TypeError as err:
+            raise UnsupportedDtypeError(
+                f"cannot write {type(value).__name__} to {where} of dtype {self.dtype}: {err}"
+            ) from None
+
+    def iter_stored_chunks(self) -> Iterator[StoredChunk]:
+        """Yield every allocated chunk as stored (still filtered), in grid order.
+
+        Chunks HDF5 never allocated (never written, equal to the fill value) are skipped.
+
+        Raises
+        ------
+        UnsupportedOperationError
+            If the dataset is contiguous (not chunked).
+        """
+        chunks = self._chunk_shape("read stored chunks of")
+        offsets: list[tuple[int, ...]] = []
+        self._ds.id.chunk_iter(lambda info: offsets.append(tuple(info.chunk_offset)))
+        for offset in sorted(offsets):
+            mask, data = self._ds.id.read_direct_chunk(offset)
+            index = tuple(o // c for o, c in zip(offset, chunks, strict=True))
+            yield StoredChunk(index=index, data=bytes(data), filter_mask=int(mask))
+
+    def write_stored_chunk(self, index: tuple[int, ...], data: bytes) -> None:
+        """Store one already-filtered chunk at chunk-grid position ``index``."""
+        self.store._check_writable(f"write stored chunks to dataset {self.name!r}")
+        chunks = self._chunk_shape("write stored chunks to")
+        grid = tuple(-(-s // c) for s, c in zip(self.shape, chunks, strict=True))
+        if len(index) != len(grid) or any(not 0 <= i < g for i, g in zip(index, grid, strict=True)):
+            raise SettingsError(
+                f"chunk index {tuple(index)} is outside the chunk grid {grid} of dataset "
+                f"{self.name!r} in {self.store.url}"
+            )
+        offset = tuple(i * c for i, c in zip(index, chunks, strict=True))
+        self._ds.id.write_direct_chunk(offset, bytes(data), 0)
+
+    def _chunk_shape(self, action: str) -> tuple[int, ...]:
+        chunks = self._ds.chunks
+        if chunks is None:
+            raise UnsupportedOperationError(
+                f"cannot {action} dataset {self.name!r} in {self.store.url}: it is contiguous, "
+                "not chunked; read or write decoded data with dataset[...] instead"
+            )
+        return tuple(chunks)
+
+    def _resize(self, shape: tuple[int, ...]) -> None:
+        try:
+            self._ds.resize(shape)
+        except TypeError as err:
+            raise SettingsError(
+                f"cannot resize dataset {self.name!r} in {self.store.url}: {err} "
+                "(create it with settings that give chunks and a maxshape)"
+            ) from None

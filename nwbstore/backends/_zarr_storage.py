@@ -1,0 +1,359 @@
+"""Where a Zarr store lives: local directory, S3 (any fsspec URL) or ``memory://``.
+
+This module turns a URL and a mode into a zarr-python store object and the Zarr format of
+what is there, with nwbstore's errors: a missing input, a missing bucket or an unreachable
+endpoint is a :class:`~nwbstore.errors.StoreNotFoundError` raised after one quick probe (a
+single listing with retries turned down), never a botocore traceback after a minute of
+retries.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from zarr.abc.store import Store as ZarrStoreABC
+
+from nwbstore.errors import (
+    ReadOnlyError,
+    StoreExistsError,
+    StoreNotFoundError,
+    UnknownFormatError,
+)
+
+__all__ = [
+    "MEMORY_STORES",
+    "Location",
+    "open_location",
+    "quiet_zarr",
+    "resolve_relative_url",
+    "store_basename",
+]
+
+#: ``memory://name`` stores of this process: name -> the dict a ``MemoryStore`` writes into.
+MEMORY_STORES: dict[str, dict[str, Any]] = {}
+
+#: Keys at the root of a store that say which Zarr format it is.
+_V3_MARKER = "zarr.json"
+_V2_MARKERS = (".zgroup", ".zarray")
+
+#: Seconds to wait for a connection when probing an S3 endpoint.
+PROBE_CONNECT_TIMEOUT = 3
+
+
+@contextmanager
+def quiet_zarr() -> Iterator[None]:
+    """Silence zarr warnings about choices nwbstore makes on purpose.
+
+    ``NullTerminatedBytes`` (fixed ``S`` dtypes) and fixed-length strings in compounds have
+    no Zarr v3 specification yet, and consolidated metadata is not part of the v3 spec: both
+    are what hdmf-zarr 0.14 writes too.
+    """
+    from zarr.errors import UnstableSpecificationWarning, ZarrUserWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnstableSpecificationWarning)
+        warnings.filterwarnings("ignore", "Consolidated metadata", ZarrUserWarning)
+        yield
+
+
+@dataclass
+class Location:
+    """A zarr-python store plus what the probe found there.
+
+    Attributes
+    ----------
+    store
+        The zarr store (``LocalStore``, ``FsspecStore`` or ``MemoryStore``).
+    zarr_format
+        Format of the existing store, or of the store to create.
+    exists
+        A Zarr hierarchy was found at the location.
+    consolidated
+        Consolidated metadata was found (``zarr.json`` with it, or ``.zmetadata``).
+    """
+
+    store: ZarrStoreABC
+    zarr_format: int
+    exists: bool
+    consolidated: bool = False
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """Split ``"s3://bucket/key"`` into ``("s3", "bucket/key")``; local paths give ``"file"``."""
+    if "://" in url:
+        protocol, _, rest = url.partition("://")
+        return protocol.lower(), rest
+    return "file", url
+
+
+def store_basename(url: str) -> str:
+    """Last component of a store's path or URL (``"a.zarr"`` for ``s3://b/dir/a.zarr/``)."""
+    protocol, rest = split_url(url)
+    if protocol == "file":
+        rest = os.path.abspath(rest)
+    return posixpath.basename(rest.rstrip("/"))
+
+
+def resolve_relative_url(base_url: str, url: str) -> str:
+    """Resolve ``url`` (relative to the directory holding the store ``base_url``).
+
+    Absolute paths and URLs are returned unchanged.
+
+    Examples
+    --------
+    >>> resolve_relative_url("s3://bucket/dir/a.zarr", "b.zarr")
+    's3://bucket/dir/b.zarr'
+    """
+    if "://" in url or posixpath.isabs(url) or os.path.isabs(url):
+        return url
+    protocol, rest = split_url(base_url)
+    if protocol == "file":
+        return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(rest)), url))
+    parent = posixpath.dirname(rest.rstrip("/"))
+    return f"{protocol}://{posixpath.normpath(posixpath.join(parent, url))}"
+
+
+def _format_from_names(names: set[str]) -> tuple[int | None, bool]:
+    if _V3_MARKER in names:
+        return 3, False  # consolidated metadata lives inside zarr.json; zarr finds it
+    if any(m in names for m in _V2_MARKERS):
+        return 2, ".zmetadata" in names
+    return None, False
+
+
+def _check_mode(url: str, mode: str, found: int | None, names: set[str]) -> None:
+    """Apply h5py's mode rules to what was found at the location."""
+    if mode in ("r", "r+") and found is None:
+        if names:
+            raise UnknownFormatError(
+                f"{url} exists but is not a Zarr store (no zarr.json, .zgroup or .zarray at its "
+                "root); pass format='hdf5' if it is an HDF5 file, or check the path"
+            )
+        raise StoreNotFoundError(f"{url} does not exist (mode {mode!r} needs an existing store)")
+    if mode in ("w-", "x") and names:
+        raise StoreExistsError(
+            f"{url} already exists; mode {mode!r} never replaces it (use mode='w' to replace it, "
+            "or mode='a' to add to it)"
+        )
+    if mode == "a" and names and found is None:
+        raise UnknownFormatError(
+            f"{url} exists but is not a Zarr store; refusing to add Zarr metadata into it"
+        )
+    if mode == "w" and names and found is None:
+        raise StoreExistsError(
+            f"{url} exists and is not a Zarr store; mode 'w' would delete everything in it. "
+            "Remove it yourself or choose another path."
+        )
+
+
+def _root_is_array(names: set[str], read: Any) -> bool:
+    if ".zarray" in names:
+        return True
+    if _V3_MARKER not in names:
+        return False
+    try:
+        doc = json.loads(read(_V3_MARKER) or b"{}")
+    except ValueError:
+        return False
+    return isinstance(doc, dict) and doc.get("node_type") == "array"
+
+
+# -- local ----------------------------------------------------------------------------------
+
+
+def _open_local(url: str, path: str, mode: str, zarr_format: int) -> Location:
+    from zarr.storage import LocalStore
+
+    if os.path.isfile(path):
+        if mode == "w":
+            raise StoreExistsError(
+                f"{url} is a file, not a Zarr directory; mode 'w' will not delete it"
+            )
+        names = {os.path.basename(path)}
+        found = None
+    elif os.path.isdir(path):
+        names = set(os.listdir(path))
+        found, _ = _format_from_names(names)
+    else:
+        names, found = set(), None
+    _check_mode(url, mode, found, names)
+    consolidated = (found == 2 and ".zmetadata" in names) or (
+        found == 3 and _v3_consolidated(_read_file(os.path.join(path, _V3_MARKER)))
+    )
+    if found is not None and _root_is_array(names, lambda k: _read_file(os.path.join(path, k))):
+        raise UnknownFormatError(f"{url} holds a Zarr array at its root, not a group")
+    if mode in ("w", "w-", "x") or found is None:
+        os.makedirs(path, exist_ok=True)
+    store = LocalStore(path, read_only=mode == "r")
+    exists = found is not None and mode != "w"
+    return Location(store, found if exists and found else zarr_format, exists, consolidated)
+
+
+def _read_file(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
+def _v3_consolidated(raw: bytes | None) -> bool:
+    if raw is None or b'"consolidated_metadata"' not in raw:
+        return False
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return False
+    return isinstance(doc, dict) and isinstance(doc.get("consolidated_metadata"), dict)
+
+
+# -- memory ---------------------------------------------------------------------------------
+
+
+def _open_memory(url: str, name: str, mode: str, zarr_format: int) -> Location:
+    from zarr.storage import MemoryStore
+
+    data = MEMORY_STORES.get(name)
+    names = {k for k in (data or {}) if "/" not in k}
+    found, consolidated = _format_from_names(names)
+    _check_mode(url, mode, found, names)
+    if found == 3 and data is not None:
+        consolidated = _v3_consolidated(_buffer_bytes(data.get(_V3_MARKER)))
+    if data is None:
+        data = MEMORY_STORES.setdefault(name, {})
+    if mode == "w":
+        data.clear()
+    store = MemoryStore(store_dict=data, read_only=mode == "r")
+    exists = found is not None and mode != "w"
+    return Location(store, found if exists and found else zarr_format, exists, consolidated)
+
+
+def _buffer_bytes(buf: Any) -> bytes | None:
+    return None if buf is None else bytes(buf.to_bytes())
+
+
+# -- fsspec (S3 and friends) ----------------------------------------------------------------
+
+
+def endpoint_of(storage_options: Mapping[str, Any]) -> str:
+    """The S3 endpoint the options (or the environment) point to, for error messages."""
+    client = storage_options.get("client_kwargs") or {}
+    return str(
+        storage_options.get("endpoint_url")
+        or client.get("endpoint_url")
+        or os.environ.get("AWS_ENDPOINT_URL_S3")
+        or os.environ.get("AWS_ENDPOINT_URL")
+        or "the default AWS endpoint"
+    )
+
+
+def _probe_filesystem(protocol: str, storage_options: Mapping[str, Any]) -> Any:
+    """A filesystem for the probe: the caller's options, one attempt, short timeouts."""
+    import fsspec
+
+    opts = dict(storage_options)
+    opts["skip_instance_cache"] = True
+    if protocol in ("s3", "s3a"):
+        config = dict(opts.get("config_kwargs") or {})
+        config.setdefault("connect_timeout", PROBE_CONNECT_TIMEOUT)
+        config.setdefault("read_timeout", 20)
+        config["retries"] = {"max_attempts": 1, "mode": "standard"}
+        opts["config_kwargs"] = config
+    fs = fsspec.filesystem(protocol, **opts)
+    if hasattr(fs, "retries"):
+        fs.retries = 1  # s3fs's own retry loop on top of botocore's
+    return fs
+
+
+def _list_root(fs: Any, url: str, path: str, protocol: str, options: Mapping[str, Any]) -> set[str]:
+    """Names directly under ``path`` (one request); empty if nothing is there.
+
+    Raises ``StoreNotFoundError`` for a missing bucket or an unreachable endpoint.
+    """
+    bucket = path.split("/", 1)[0]
+    try:
+        entries = fs.ls(path, detail=False, refresh=True)
+        return {posixpath.basename(str(e).rstrip("/")) for e in entries}
+    except FileNotFoundError:
+        pass
+    except PermissionError as err:
+        raise ReadOnlyError(
+            f"access to {url} was denied ({err}); check the credentials in storage_options "
+            "(key/secret) or the AWS environment variables"
+        ) from err
+    except Exception as err:  # botocore/aiohttp connection errors have no common base
+        raise StoreNotFoundError(
+            f"cannot reach {protocol.upper()} endpoint {endpoint_of(options)} for {url}: "
+            f"{type(err).__name__}: {err}. Check endpoint_url in storage_options or "
+            "AWS_ENDPOINT_URL."
+        ) from err
+    if protocol in ("s3", "s3a") and not _bucket_exists(fs, bucket):
+        raise StoreNotFoundError(
+            f"bucket {bucket!r} of {url} does not exist at {endpoint_of(options)}; "
+            "create it first (nwbstore does not create buckets)"
+        )
+    return set()
+
+
+def _bucket_exists(fs: Any, bucket: str) -> bool:
+    try:
+        fs.call_s3("head_bucket", Bucket=bucket)
+        return True
+    except Exception:
+        return False
+
+
+def _open_fsspec(
+    url: str, protocol: str, path: str, mode: str, zarr_format: int, options: Mapping[str, Any]
+) -> Location:
+    from zarr.storage import FsspecStore
+
+    probe = _probe_filesystem(protocol, options)
+    path = path.rstrip("/")
+    names = _list_root(probe, url, path, protocol, options)
+    found, consolidated = _format_from_names(names)
+    _check_mode(url, mode, found, names)
+
+    def read(key: str) -> bytes | None:
+        try:
+            return bytes(probe.cat_file(f"{path}/{key}"))
+        except FileNotFoundError:
+            return None
+
+    if found is not None:
+        if _root_is_array(names, read):
+            raise UnknownFormatError(f"{url} holds a Zarr array at its root, not a group")
+        if found == 3:
+            consolidated = _v3_consolidated(read(_V3_MARKER))
+    store = FsspecStore.from_url(url, storage_options=dict(options), read_only=mode == "r")
+    exists = found is not None and mode != "w"
+    return Location(store, found if exists and found else zarr_format, exists, consolidated)
+
+
+def open_location(
+    url: str, mode: str, *, zarr_format: int, storage_options: Mapping[str, Any] | None
+) -> Location:
+    """Resolve ``url`` to a zarr store, check ``mode`` against what exists, detect the format.
+
+    Raises
+    ------
+    StoreNotFoundError
+        Missing store (modes ``r``/``r+``), missing bucket, unreachable endpoint.
+    StoreExistsError
+        The store exists and the mode is ``w-``/``x``; or ``w`` would delete a non-Zarr input.
+    UnknownFormatError
+        Something that is not a Zarr group is at ``url``.
+    """
+    protocol, rest = split_url(url)
+    if protocol == "file":
+        return _open_local(url, rest, mode, zarr_format)
+    if protocol == "memory":
+        return _open_memory(url, rest.strip("/"), mode, zarr_format)
+    return _open_fsspec(url, protocol, rest, mode, zarr_format, dict(storage_options or {}))

@@ -1,0 +1,298 @@
+"""The HDF5 backend: local files (sec2), families of files, and read-only remote files.
+
+Registry names (see :mod:`nwbstore.backends.registry`):
+
+- ``"hdf5"`` -- a local file through the sec2 driver (``core``/``stdio`` on request).
+- ``"hdf5-family"`` -- a family of member files named by a printf ``%d`` pattern. A new family
+  needs ``memb_size``; an existing one is opened with the member size saved in its superblock.
+- ``"hdf5-remote"`` -- read-only over an fsspec file object (``s3://``, ``https://``).
+
+``hdf5plugin`` is imported here so every filter it ships is registered before any file opens.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import h5py
+import hdf5plugin  # noqa: F401 - registers the plugin filters with HDF5
+
+from nwbstore.backends._hdf5_nodes import HDF5Dataset, HDF5Group
+from nwbstore.backends.registry import split_protocol
+from nwbstore.errors import (
+    ReadOnlyError,
+    SettingsError,
+    StoreExistsError,
+    StoreNotFoundError,
+    UnknownFormatError,
+)
+from nwbstore.nodes import Capabilities, Mode, Store
+
+__all__ = ["HDF5Dataset", "HDF5Group", "HDF5Store"]
+
+#: h5py drivers accepted for local files besides ``family``.
+LOCAL_DRIVERS = ("sec2", "core", "stdio")
+#: fsspec read settings for remote files: HDF5 reads small scattered metadata blocks, so a
+#: block cache of moderate blocks beats the default large read-ahead.
+REMOTE_BLOCK_SIZE = 2 * 2**20
+REMOTE_CACHE_TYPE = "blockcache"
+#: ``H5F_FAMILY_DEFAULT``: member size 0 makes HDF5 use the size saved in the superblock.
+_FAMILY_SIZE_FROM_FILE = 0
+_FAMILY_PATTERN = re.compile(r"%0?\d*d")
+
+
+class HDF5Store(Store):
+    """An open HDF5 file (or family of files).
+
+    Use :func:`nwbstore.open`; the h5py file is available as :attr:`h5file` for operations
+    nwbstore does not wrap (raw chunk reads and writes, for instance).
+
+    Attributes
+    ----------
+    memb_size
+        Member size in bytes of a family of files (``None`` for a single file).
+    """
+
+    format = "hdf5"
+
+    def __init__(
+        self,
+        url: str,
+        mode: Mode,
+        h5file: h5py.File,
+        *,
+        backend: str = "hdf5",
+        fileobj: Any = None,
+        memb_size: int | None = None,
+    ) -> None:
+        super().__init__(url, mode)
+        self.backend = backend
+        self.memb_size = memb_size
+        self._file = h5file
+        self._fileobj = fileobj
+        self._root = HDF5Group(self, "/", h5file)
+
+    # -- opening --------------------------------------------------------------------------
+
+    @classmethod
+    def open_url(
+        cls,
+        url: str,
+        mode: Mode,
+        *,
+        backend: str = "hdf5",
+        storage_options: Mapping[str, Any] | None = None,
+        driver: str | None = None,
+        memb_size: int | None = None,
+    ) -> HDF5Store:
+        """Open ``url`` as the registry backend ``backend`` (``hdf5``, ``hdf5-family``,
+        ``hdf5-remote``).
+
+        Raises
+        ------
+        StoreNotFoundError
+            The file (or member 0 of a family) does not exist in mode ``"r"``/``"r+"``.
+        StoreExistsError
+            The file exists in mode ``"w-"``/``"x"``.
+        UnknownFormatError
+            The file is not HDF5.
+        ReadOnlyError
+            No permission to write, or a write mode on a remote file.
+        SettingsError
+            Bad ``driver``/``memb_size``/family pattern.
+        """
+        if backend == "hdf5-remote":
+            return cls._open_remote(url, mode, storage_options, driver, memb_size)
+        path = os.path.expanduser(split_protocol(url)[1])
+        if backend == "hdf5-family" or driver == "family":
+            return cls._open_family(url, path, mode, memb_size)
+        if driver not in (None, *LOCAL_DRIVERS):
+            raise SettingsError(
+                f"driver={driver!r} cannot open {url}: use one of {', '.join(LOCAL_DRIVERS)} "
+                "or 'family' (with a %d pattern)"
+            )
+        if memb_size is not None:
+            raise SettingsError(
+                f"memb_size applies to HDF5 families only; {url} has no %d pattern "
+                "(drop memb_size, or name the members like 'data_%d.h5')"
+            )
+        _check_exists(url, path, mode)
+        try:
+            h5 = h5py.File(path, _h5py_mode(mode), driver=driver or "sec2")
+        except OSError as err:
+            raise _open_error(err, url, mode) from err
+        return cls(url, mode, h5, backend=backend)
+
+    @classmethod
+    def _open_family(cls, url: str, pattern: str, mode: Mode, memb_size: int | None) -> HDF5Store:
+        member0 = _family_member(url, pattern, 0)
+        exists = os.path.exists(member0)
+        _check_exists(url, member0, mode)
+        creating = mode == "w" or not exists
+        if memb_size is not None and (not isinstance(memb_size, int) or memb_size <= 0):
+            raise SettingsError(f"memb_size={memb_size!r} for {url} must be a positive int")
+        if creating and memb_size is None:
+            raise SettingsError(
+                f"creating the HDF5 family {url} needs memb_size= (bytes per member file, "
+                "e.g. 2**30); it is only found by itself when reading an existing family"
+            )
+        size = memb_size if creating else _FAMILY_SIZE_FROM_FILE
+        try:
+            h5 = h5py.File(pattern, _h5py_mode(mode), driver="family", memb_size=size)
+        except OSError as err:
+            raise _open_error(err, url, mode) from err
+        stored = int(h5.id.get_access_plist().get_fapl_family()[0])
+        if memb_size is not None and memb_size != stored:
+            h5.close()
+            raise SettingsError(
+                f"the HDF5 family {url} has members of {stored} bytes (saved in its "
+                f"superblock), not memb_size={memb_size}: omit memb_size (nwbstore reads it "
+                f"from the file) or pass memb_size={stored}"
+            )
+        return cls(url, mode, h5, backend="hdf5-family", memb_size=stored)
+
+    @classmethod
+    def _open_remote(
+        cls,
+        url: str,
+        mode: Mode,
+        storage_options: Mapping[str, Any] | None,
+        driver: str | None,
+        memb_size: int | None,
+    ) -> HDF5Store:
+        if mode != "r":
+            raise ReadOnlyError(
+                f"cannot open {url} with mode {mode!r}: remote HDF5 is read-only. Write Zarr "
+                "to object storage instead (e.g. s3://bucket/session.nwb.zarr), or write a "
+                "local HDF5 file and upload it"
+            )
+        if driver not in (None, "fileobj") or memb_size is not None:
+            raise SettingsError(
+                f"{url} is read through an fsspec file object: driver={driver!r} and "
+                f"memb_size={memb_size!r} do not apply (leave them unset)"
+            )
+        import fsspec
+
+        options = dict(storage_options or {})
+        fs, path = fsspec.core.url_to_fs(url, **options)
+        open_kwargs: dict[str, Any] = {}
+        if "default_block_size" not in options:
+            open_kwargs["block_size"] = REMOTE_BLOCK_SIZE
+        if "default_cache_type" not in options:
+            open_kwargs["cache_type"] = REMOTE_CACHE_TYPE
+        try:
+            fileobj = fs.open(path, "rb", **open_kwargs)
+        except FileNotFoundError:
+            raise StoreNotFoundError(
+                f"{url} does not exist (check the bucket, the key and storage_options)"
+            ) from None
+        try:
+            h5 = h5py.File(fileobj, "r")
+        except OSError as err:
+            fileobj.close()
+            raise _open_error(err, url, mode) from err
+        except BaseException:
+            fileobj.close()
+            raise
+        return cls(url, mode, h5, backend="hdf5-remote", fileobj=fileobj)
+
+    # -- Store interface ------------------------------------------------------------------
+
+    @property
+    def h5file(self) -> h5py.File:
+        """The underlying ``h5py.File``."""
+        return self._file
+
+    @property
+    def root(self) -> HDF5Group:
+        return self._root
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(writable=self.writable, raw_chunks=True)
+
+    def flush(self) -> None:
+        """Flush HDF5's buffers to the file."""
+        if self.writable:
+            self._file.flush()
+
+    def _close(self) -> None:
+        try:
+            self._file.close()
+        finally:
+            if self._fileobj is not None:
+                self._fileobj.close()
+
+
+def _h5py_mode(mode: str) -> str:
+    return "w-" if mode == "x" else mode
+
+
+def _check_exists(url: str, path: str, mode: str) -> None:
+    exists = os.path.exists(path)
+    if mode in ("r", "r+") and not exists:
+        raise StoreNotFoundError(
+            f"{url} does not exist ({path}); mode {mode!r} opens an existing file "
+            "(use mode='w' or 'a' to create one)"
+        )
+    if mode in ("w-", "x") and exists:
+        raise StoreExistsError(
+            f"{url} exists ({path}) and mode {mode!r} does not replace files "
+            "(use mode='w' to replace it, or 'a'/'r+' to modify it)"
+        )
+    if exists and os.path.isdir(path):
+        raise UnknownFormatError(
+            f"{url} is a directory, not an HDF5 file (a Zarr store? pass format='zarr')"
+        )
+
+
+def _family_member(url: str, pattern: str, index: int) -> str:
+    if not _FAMILY_PATTERN.search(pattern.replace("%%", "")):
+        raise SettingsError(
+            f"{url} is not a family name pattern: the HDF5 family driver needs exactly one "
+            "printf integer field such as %d or %05d in the file name (e.g. 'raw_%d.h5')"
+        )
+    try:
+        return pattern % index
+    except (TypeError, ValueError):
+        raise SettingsError(
+            f"{url} is not a family name pattern: it must hold exactly one %d field and no "
+            "other % fields (write a literal % as %%)"
+        ) from None
+
+
+def _open_error(err: OSError, url: str, mode: str) -> Exception:
+    """Translate the ``OSError`` h5py raises when opening into nwbstore's errors."""
+    text = str(err)
+    if isinstance(err, FileNotFoundError):
+        return StoreNotFoundError(
+            f"cannot open {url} with mode {mode!r}: no such file or directory "
+            "(check the path; the parent directory must exist)"
+        )
+    if isinstance(err, FileExistsError):
+        return StoreExistsError(f"{url} exists and mode {mode!r} does not replace files")
+    if (
+        isinstance(err, PermissionError)
+        or err.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
+        or "Permission denied" in text
+        or "Read-only file system" in text
+    ):
+        return ReadOnlyError(
+            f"cannot open {url} with mode {mode!r}: no permission ({text}); "
+            "open it with mode='r', or copy it somewhere writable"
+        )
+    if "signature not found" in text:
+        return UnknownFormatError(
+            f"{url} is not an HDF5 file (no HDF5 signature found); "
+            "if it is Zarr, pass format='zarr'"
+        )
+    if "truncated file" in text:
+        return UnknownFormatError(
+            f"{url} is truncated or is one member of an HDF5 family ({text}); "
+            "open a family by its %d pattern, e.g. 'raw_%d.h5'"
+        )
+    return err

@@ -1,0 +1,187 @@
+"""Moving a dataset's values: stored chunks copied raw where the pipelines match, otherwise
+decoded and re-encoded block by block. Memory is bounded by the blocks in flight."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Any
+
+import numpy as np
+
+from nwbstore.convert.report import ConversionReport
+from nwbstore.dtypes import is_reference_dtype, is_string_dtype
+from nwbstore.errors import CorruptChunkError
+from nwbstore.nodes import Dataset, StoredChunk
+
+__all__ = ["copy_values", "iter_blocks", "raw_copy_blocker"]
+
+#: Target size of one decoded block in a transcode.
+BLOCK_BYTES = 32 * 2**20
+
+
+def _has_objects(dtype: np.dtype[Any]) -> bool:
+    if dtype.names is not None:
+        return any(_has_objects(dtype.fields[n][0]) for n in dtype.names)  # type: ignore[index]
+    return dtype.kind == "O" or is_string_dtype(dtype) or is_reference_dtype(dtype)
+
+
+def raw_copy_blocker(src: Dataset, dst: Dataset) -> str | None:
+    """Return why stored chunks of ``src`` cannot be copied into ``dst`` as they are, or None."""
+    from nwbstore.codecs import pipeline_is_byte_compatible
+
+    if not (src.store.capabilities.raw_chunks and dst.store.capabilities.raw_chunks):
+        return "a backend cannot move stored chunks"
+    if _has_objects(src.dtype):
+        return "variable-length or reference values are pointers into the file"
+    if src.dtype != dst.dtype:
+        return f"dtype changes ({src.dtype} -> {dst.dtype})"
+    s, d = src.settings, dst.settings
+    if s.chunks is None or d.chunks is None:
+        return "contiguous layout"
+    if tuple(s.chunks) != tuple(d.chunks):
+        return f"chunk shape changes ({s.chunks} -> {d.chunks})"
+    if d.shards is not None:
+        return "the destination is sharded"
+    if s.codec_pipeline() != d.codec_pipeline():
+        return "the codec pipelines differ"
+    if not pipeline_is_byte_compatible(s):
+        return "a codec in the pipeline has no byte-identical counterpart"
+    return None
+
+
+def _block_shape(dst: Dataset, src: Dataset) -> tuple[int, ...]:
+    """Blocks aligned to the destination chunks (or the source's), grown to ~BLOCK_BYTES."""
+    shape = dst.shape
+    base = dst.chunks or src.chunks or tuple(max(1, s) for s in shape)
+    base = tuple(max(1, min(b, max(s, 1))) for b, s in zip(base, shape, strict=True))
+    itemsize = max(1, src.dtype.itemsize)
+    per_block = math.prod(base) * itemsize
+    if not shape:
+        return ()
+    grow = max(1, BLOCK_BYTES // max(1, per_block))
+    first = min(max(shape[0], 1), base[0] * grow)
+    return (first, *base[1:])
+
+
+def iter_blocks(shape: tuple[int, ...], block: tuple[int, ...]) -> Iterator[tuple[slice, ...]]:
+    """Yield selections that tile ``shape`` with blocks of ``block`` (edges truncated)."""
+    if any(s == 0 for s in shape):
+        return
+    ranges = [range(0, s, b) for s, b in zip(shape, block, strict=True)]
+    for starts in itertools.product(*ranges):
+        yield tuple(
+            slice(st, min(st + b, s)) for st, b, s in zip(starts, block, shape, strict=True)
+        )
+
+
+def _run(tasks: Iterable[Callable[[], None]], jobs: int) -> None:
+    """Run tasks on ``jobs`` threads with at most ``2 * jobs`` in flight (bounded memory)."""
+    if jobs <= 1:
+        for task in tasks:
+            task()
+        return
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        pending: set[Future[None]] = set()
+        for task in tasks:
+            pending.add(pool.submit(task))
+            if len(pending) >= 2 * jobs:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    fut.result()
+        for fut in pending:
+            fut.result()
+
+
+def _chunk_selection(index: tuple[int, ...], chunks: tuple[int, ...], shape: tuple[int, ...]):
+    return tuple(
+        slice(i * c, min((i + 1) * c, s)) for i, c, s in zip(index, chunks, shape, strict=True)
+    )
+
+
+def copy_values(
+    src: Dataset,
+    dst: Dataset,
+    report: ConversionReport,
+    *,
+    jobs: int = 1,
+    raw: bool = True,
+    on_progress: Callable[[int], None] | None = None,
+    value_map: Callable[[Any], Any] | None = None,
+    first_n: int | None = None,
+) -> bool:
+    """Copy all values of ``src`` into ``dst`` (same shape). Returns True if entirely raw.
+
+    Parameters
+    ----------
+    jobs
+        Worker threads.
+    raw
+        Allow copying stored chunks without decoding when :func:`raw_copy_blocker` allows.
+    on_progress
+        Called with the number of source bytes handled after each chunk/block.
+    value_map
+        Applied to each decoded block before writing (used for reference translation).
+    first_n
+        Copy only the first ``first_n`` entries along axis 0 (``dst`` has that length).
+    """
+    tick = on_progress or (lambda _n: None)
+    if src.ndim == 0:
+        value = src[()]
+        dst[()] = value_map(value) if value_map else value
+        report.add_chunks(transcoded=1, read=src.dtype.itemsize, written=src.dtype.itemsize)
+        tick(src.dtype.itemsize)
+        return False
+    shape = dst.shape
+    if raw and first_n is None and value_map is None and raw_copy_blocker(src, dst) is None:
+        _copy_raw(src, dst, report, jobs=jobs, tick=tick)
+        return True
+
+    block = _block_shape(dst, src)
+    itemsize = max(1, src.dtype.itemsize)
+
+    def make(sel: tuple[slice, ...]) -> Callable[[], None]:
+        def task() -> None:
+            values = src[sel]
+            if value_map is not None:
+                values = value_map(values)
+            dst[sel] = values
+            n = int(np.prod([s.stop - s.start for s in sel])) * itemsize
+            report.add_chunks(transcoded=1, read=n, written=n)
+            tick(n)
+
+        return task
+
+    _run((make(sel) for sel in iter_blocks(shape, block)), jobs)
+    return False
+
+
+def _copy_raw(
+    src: Dataset, dst: Dataset, report: ConversionReport, *, jobs: int, tick: Callable[[int], None]
+) -> None:
+    chunks = tuple(src.chunks or ())
+    shape = src.shape
+
+    def make(chunk: StoredChunk) -> Callable[[], None]:
+        def task() -> None:
+            if chunk.filter_mask:
+                # HDF5 skipped a filter for this chunk (e.g. incompressible): Zarr has no
+                # per-chunk mask, so decode and re-encode just this chunk.
+                sel = _chunk_selection(chunk.index, chunks, shape)
+                try:
+                    dst[sel] = src[sel]
+                except OSError as err:
+                    raise CorruptChunkError(
+                        f"cannot read chunk {chunk.index} of {src.name!r} in {src.store.url}: {err}"
+                    ) from err
+                report.add_chunks(transcoded=1, read=len(chunk.data), written=len(chunk.data))
+            else:
+                dst.write_stored_chunk(chunk.index, chunk.data)
+                report.add_chunks(raw=1, read=len(chunk.data), written=len(chunk.data))
+            tick(len(chunk.data))
+
+        return task
+
+    _run((make(c) for c in src.iter_stored_chunks()), jobs)

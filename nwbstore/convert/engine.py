@@ -1,0 +1,407 @@
+"""``nwbstore.convert``: copy any store into any other, faithfully and with bounded memory.
+
+Order of work: (1) groups, datasets and plain attributes, dataset values streamed chunk by
+chunk; (2) object references (attributes and reference values), once every target exists;
+(3) links. The destination carries an "incomplete" mark from the first write until the last.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
+from typing import Any, Literal
+
+import numpy as np
+
+from nwbstore.convert import marker
+from nwbstore.convert.data import copy_values
+from nwbstore.convert.locations import exists, rebase_link_url, remove, resolve_link_url, sibling_url
+from nwbstore.convert.report import ConversionReport
+from nwbstore.dtypes import is_reference_dtype
+from nwbstore.errors import NodeNotFoundError, NwbStoreError, StoreExistsError
+from nwbstore.links import ExternalLink, Reference, SoftLink
+from nwbstore.nodes import Dataset, Group, Store
+from nwbstore.settings import DatasetSettings
+
+__all__ = ["SettingsOverride", "convert"]
+
+SettingsOverride = (
+    DatasetSettings
+    | Mapping[str, DatasetSettings]
+    | Callable[[str, DatasetSettings], DatasetSettings | None]
+    | None
+)
+
+_HDF5_SUFFIX = ".nwb"
+_ZARR_SUFFIX = ".nwb.zarr"
+
+
+def _has_references(value: Any) -> bool:
+    if isinstance(value, Reference):
+        return True
+    if isinstance(value, np.ndarray) and value.dtype.kind == "O":
+        return any(isinstance(v, Reference) for v in value.flat)
+    if isinstance(value, (list, tuple)):
+        return any(isinstance(v, Reference) for v in value)
+    return False
+
+
+def _dtype_has_references(dtype: np.dtype[Any]) -> bool:
+    if dtype.names is not None:
+        return any(_dtype_has_references(dtype.fields[n][0]) for n in dtype.names)  # type: ignore[index]
+    return is_reference_dtype(dtype)
+
+
+@dataclasses.dataclass
+class _Job:
+    """Everything one conversion needs to know while walking."""
+
+    src: Store
+    dst: Store
+    report: ConversionReport
+    links: Literal["keep", "resolve"]
+    settings: SettingsOverride
+    compression: str | None
+    chunks: str | tuple[int, ...] | None
+    fallback: str | None
+    jobs: int
+    raw: bool
+    first_n: int | None
+    storage_options: Mapping[str, Any]
+    zarr_format: int
+    progress: Any
+    exits: ExitStack
+    completed: set[str]
+    deferred: list[Callable[[], None]] = dataclasses.field(default_factory=list)
+    converted: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+def _destination_settings(job: _Job, path: str, src: Dataset) -> DatasetSettings | None:
+    from nwbstore.defaults import default_settings
+
+    base = src.settings
+    user = job.settings
+    chosen: DatasetSettings | None = None
+    if isinstance(user, DatasetSettings):
+        chosen = user
+    elif isinstance(user, Mapping):
+        chosen = user.get(path) or user.get(path.lstrip("/"))
+    elif callable(user):
+        chosen = user(path, base)
+    new = chosen if chosen is not None else base
+    if job.compression is not None and chosen is None:
+        new = new.with_compression(job.compression)
+    if src.ndim == 0:
+        return dataclasses.replace(new, chunks=None, shards=None, maxshape=None)
+    shape = _dest_shape(job, src)
+    dst_backend = job.dst.format
+    if job.chunks == "auto" or (new.chunks is None and dst_backend == "zarr"):
+        auto = default_settings(shape, src.dtype, backend=dst_backend, zarr_format=job.zarr_format)
+        new = dataclasses.replace(new, chunks=auto.chunks, shards=auto.shards)
+    elif isinstance(job.chunks, tuple):
+        new = dataclasses.replace(new, chunks=job.chunks, shards=None)
+    if dst_backend == "hdf5" or job.zarr_format == 2:
+        new = dataclasses.replace(new, shards=None)
+    if new.chunks is not None:
+        # never ask for a chunk longer than the data on an axis with a fixed size
+        limits = new.maxshape or tuple(shape)
+        clipped = tuple(
+            min(c, max(s, 1)) if lim is not None else c
+            for c, s, lim in zip(new.chunks, shape, limits, strict=True)
+        )
+        if clipped != tuple(new.chunks):
+            new = dataclasses.replace(new, chunks=clipped, shards=None)
+    if job.first_n is not None and new.maxshape is not None:
+        new = dataclasses.replace(new, maxshape=None)
+    return new
+
+
+def _dest_shape(job: _Job, src: Dataset) -> tuple[int, ...]:
+    shape = tuple(src.shape)
+    if job.first_n is not None and shape:
+        shape = (min(shape[0], job.first_n), *shape[1:])
+    return shape
+
+
+def _copy_attrs(job: _Job, src_node: Group | Dataset, dst_node: Group | Dataset) -> None:
+    plain: dict[str, Any] = {}
+    refs: dict[str, Any] = {}
+    for key in src_node.attrs:
+        value = src_node.attrs[key]
+        (refs if _has_references(value) else plain)[key] = value
+    if plain:
+        dst_node.attrs.update_many(plain)
+    job.report.attributes += len(plain) + len(refs)
+    if refs:
+
+        def write_refs() -> None:
+            dst_node.attrs.update_many(refs)
+            job.report.references += len(refs)
+
+        job.deferred.append(write_refs)
+
+
+def _copy_dataset(job: _Job, src: Dataset, parent: Group, name: str) -> None:
+    path = src.name
+    settings = _destination_settings(job, path, src)
+    shape = _dest_shape(job, src)
+    if name in parent:
+        dst = parent[name]  # resuming: the dataset exists from the interrupted run
+        assert isinstance(dst, Dataset)
+    else:
+        dst = parent.create_dataset(name, shape=shape, dtype=src.dtype, settings=settings)
+    job.report.datasets += 1
+    _copy_attrs(job, src, dst)
+    if path in job.completed:
+        return
+    tick = job.progress.update if job.progress is not None else None
+    if _dtype_has_references(src.dtype):
+
+        def write_ref_values() -> None:
+            copy_values(src, dst, job.report, jobs=1, raw=False, first_n=job.first_n)
+            job.report.references += int(np.prod(shape)) if shape else 1
+
+        job.deferred.append(write_ref_values)
+        return
+    if src.size:
+        all_raw = copy_values(
+            src, dst, job.report, jobs=job.jobs, raw=job.raw, on_progress=tick, first_n=job.first_n
+        )
+        if all_raw:
+            job.report.datasets_raw.append(path)
+    marker.record_done(job.dst, path)
+
+
+def _copy_group(job: _Job, src: Group, dst: Group) -> None:
+    _copy_attrs(job, src, dst)
+    for name in src:
+        link = src._get_link(name)
+        if link is not None:
+            _handle_link(job, src, dst, name, link)
+            continue
+        child = src._get_child(name)
+        if isinstance(child, Group):
+            sub = dst.require_group(name)
+            job.report.groups += 1
+            _copy_group(job, child, sub)
+        else:
+            _copy_dataset(job, child, dst, name)
+
+
+def _handle_link(job: _Job, src: Group, dst: Group, name: str, link: SoftLink | ExternalLink) -> None:
+    if isinstance(link, SoftLink):
+
+        def make_soft() -> None:
+            if name not in dst:
+                dst.create_soft_link(name, link.path)
+            job.report.soft_links += 1
+            if link.path not in job.src:
+                job.report.broken_links.append(f"{src.name}/{name} -> {link.path} (missing target)")
+
+        job.deferred.append(make_soft)
+        return
+    where = f"{src.name.rstrip('/')}/{name}"
+    target = resolve_link_url(job.src.url, link.url)
+    try:
+        other = job.exits.enter_context(_open_read(target, job.storage_options))
+        node = other[link.path]
+    except (NwbStoreError, OSError) as err:
+        job.report.broken_links.append(f"{where} -> {link.url}:{link.path} ({err})")
+        if job.links == "keep":
+            job.deferred.append(lambda: _make_external(job, dst, name, target, link.path))
+        return
+    if job.links == "resolve":
+        if isinstance(node, Group):
+            sub = dst.require_group(name)
+            job.report.groups += 1
+            _copy_group(job, node, sub)
+        else:
+            _copy_dataset(job, node, dst, name)
+        job.report.resolved_links.append(f"{where} <- {link.url}:{link.path}")
+        return
+    if other.format != job.dst.format:
+        target = _convert_target(job, target, other.format)
+    job.deferred.append(lambda: _make_external(job, dst, name, target, link.path))
+
+
+def _make_external(job: _Job, dst: Group, name: str, target: str, path: str) -> None:
+    if name not in dst:
+        dst.create_external_link(name, rebase_link_url(target, job.dst.url), path)
+    job.report.external_links += 1
+
+
+def _convert_target(job: _Job, target: str, fmt: str) -> str:
+    """Convert an external link's target into the destination's format, next to it."""
+    if target in job.converted:
+        return job.converted[target]
+    stem = os.path.basename(target.rstrip("/"))
+    for suffix in (_ZARR_SUFFIX, ".zarr", _HDF5_SUFFIX, ".h5", ".hdf5"):
+        if stem.endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    suffix = _ZARR_SUFFIX if job.dst.format == "zarr" else _HDF5_SUFFIX
+    new = sibling_url(job.dst.url, stem + suffix)
+    job.converted[target] = new
+    if not exists(new, job.storage_options):
+        sub = convert(
+            target,
+            new,
+            links="keep",
+            zarr_format=job.zarr_format,
+            jobs=job.jobs,
+            progress=False,
+            storage_options=job.storage_options,
+        )
+        job.report.converted_targets.append(f"{target} ({fmt}) -> {new} ({sub.datasets} datasets)")
+    else:
+        job.report.converted_targets.append(f"{target} ({fmt}) -> {new} (already there)")
+    return new
+
+
+def _open_read(url: str, storage_options: Mapping[str, Any]) -> Store:
+    import nwbstore
+
+    return nwbstore.open(url, "r", storage_options=storage_options)
+
+
+def _total_bytes(group: Group) -> int:
+    total = 0
+
+    def add(_name: str, node: Group | Dataset) -> None:
+        nonlocal total
+        if isinstance(node, Dataset):
+            total += node.nbytes
+
+    group.visititems(add)
+    return total
+
+
+def convert(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    *,
+    links: Literal["keep", "resolve"] = "keep",
+    settings: SettingsOverride = None,
+    compression: str | None = None,
+    chunks: str | tuple[int, ...] | None = None,
+    fallback: str | None = None,
+    zarr_format: int = 3,
+    format: str | None = None,  # noqa: A002 - same name as nwbstore.open
+    jobs: int | None = None,
+    scheduler: Any = None,
+    progress: bool = True,
+    storage_options: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    raw: bool = True,
+    first_n: int | None = None,
+) -> ConversionReport:
+    """Convert the store at ``src`` into a new store at ``dst`` (any backend to any backend).
+
+    Parameters
+    ----------
+    src, dst
+        Paths or URLs; the destination format comes from ``format=`` or its extension
+        (``.nwb``/``.h5`` HDF5, ``.zarr`` Zarr).
+    links
+        ``"keep"``: soft links stay soft links and external links stay external links (their
+        relative paths rebased; a target in another format is converted next to ``dst``).
+        ``"resolve"``: external links are replaced by a copy of what they point to, so the
+        result is self-contained. Soft links stay links either way.
+    settings
+        Per-dataset settings: one :class:`DatasetSettings` for all, a mapping from dataset path,
+        or a callable ``(path, source_settings) -> DatasetSettings | None``. By default each
+        dataset keeps its chunking, codecs and fill value.
+    compression
+        Global codec override such as ``"zstd:5"`` or ``"gzip"``.
+    chunks
+        ``"auto"`` to re-chunk with :func:`nwbstore.default_settings`, or a chunk shape.
+    fallback
+        What to do with a codec that has no counterpart on the destination: ``None`` raises
+        ``UnsupportedCodecError``; a codec name transcodes to it; ``"drop"`` stores uncompressed.
+    zarr_format
+        3 (default) or 2 for a Zarr destination.
+    jobs
+        Worker threads for chunk copies (default: 4 for remote destinations, else 2).
+    scheduler
+        A Dask distributed ``Client`` or scheduler address: chunk ranges of large datasets are
+        copied on its workers (Zarr destinations only).
+    progress
+        Show a tqdm progress bar.
+    storage_options
+        fsspec/s3fs options for every remote access (source, destination, link targets).
+    overwrite
+        Replace an existing destination (refused otherwise).
+    resume
+        Continue an interrupted conversion into ``dst``.
+    raw
+        Copy stored chunks without decoding where the codec pipelines are byte-compatible.
+    first_n
+        Keep only the first ``first_n`` entries of each dataset along its first axis.
+
+    Returns
+    -------
+    ConversionReport
+    """
+    import nwbstore
+
+    started = time.perf_counter()
+    src_url, dst_url = os.fspath(src), os.fspath(dst)
+    options = dict(storage_options or {})
+    report = ConversionReport(source=src_url, destination=dst_url)
+    if exists(dst_url, options) and not (overwrite or resume):
+        raise StoreExistsError(
+            f"{dst_url} exists: pass overwrite=True (--overwrite) to replace it, or resume=True "
+            "(--resume) to continue an interrupted conversion"
+        )
+    with ExitStack() as exits:
+        source = exits.enter_context(nwbstore.open(src_url, "r", storage_options=options))
+        if overwrite and not resume:
+            remove(dst_url, options)
+        target, completed = marker.begin(dst_url, format, zarr_format, options, resume=resume)
+        dest = exits.enter_context(target)
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = exits.enter_context(
+                tqdm(total=_total_bytes(source.root), unit="B", unit_scale=True, desc="convert")
+            )
+        job = _Job(
+            src=source,
+            dst=dest,
+            report=report,
+            links=links,
+            settings=settings,
+            compression=compression,
+            chunks=chunks,
+            fallback=fallback,
+            jobs=jobs or (4 if "://" in dst_url else 2),
+            raw=raw,
+            first_n=first_n,
+            storage_options=options,
+            zarr_format=zarr_format,
+            progress=bar,
+            exits=exits,
+            completed=completed,
+        )
+        if scheduler is not None:
+            from nwbstore.convert.distributed import attach
+
+            attach(job, scheduler)
+        _copy_group(job, source.root, dest.root)
+        for step in job.deferred:
+            step()
+        marker.finish(dest)
+    marker.publish(dst_url, options)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def report_json(report: ConversionReport) -> str:
+    """The report as JSON text (for ``nwbstore convert --json``)."""
+    return json.dumps(report.to_dict(), indent=2)

@@ -1,0 +1,97 @@
+"""What a conversion did: counts, bytes, raw vs transcoded chunks, anything dropped."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["ConversionReport"]
+
+
+@dataclass
+class ConversionReport:
+    """The result of :func:`nwbstore.convert`.
+
+    Attributes
+    ----------
+    source, destination
+        URLs of the two stores.
+    groups, datasets, attributes
+        Objects created in the destination.
+    soft_links, external_links
+        Links created in the destination (resolved external links count in ``resolved_links``).
+    references
+        Object references written (attributes, reference datasets and compound fields).
+    bytes_read, bytes_written
+        Stored (encoded) bytes moved by raw copies plus decoded bytes moved by transcodes.
+    chunks_raw, chunks_transcoded
+        Chunks copied without decoding, and chunks decoded and re-encoded.
+    datasets_raw
+        Paths of datasets copied entirely as stored chunks.
+    resolved_links
+        External links whose data was copied in (``links="resolve"``).
+    converted_targets
+        Other stores converted because an external link pointed into another format.
+    broken_links
+        Links whose target could not be found (reported, kept as links).
+    dropped
+        Anything left out on request, with the reason.
+    seconds
+        Wall time.
+    """
+
+    source: str
+    destination: str
+    groups: int = 0
+    datasets: int = 0
+    attributes: int = 0
+    soft_links: int = 0
+    external_links: int = 0
+    references: int = 0
+    bytes_read: int = 0
+    bytes_written: int = 0
+    chunks_raw: int = 0
+    chunks_transcoded: int = 0
+    datasets_raw: list[str] = field(default_factory=list)
+    resolved_links: list[str] = field(default_factory=list)
+    converted_targets: list[str] = field(default_factory=list)
+    broken_links: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add_chunks(self, *, raw: int = 0, transcoded: int = 0, read: int = 0, written: int = 0) -> None:
+        """Thread-safe counters for the chunk copiers."""
+        with self._lock:
+            self.chunks_raw += raw
+            self.chunks_transcoded += transcoded
+            self.bytes_read += read
+            self.bytes_written += written
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict of the report."""
+        out = asdict(self)
+        out.pop("_lock", None)
+        return out
+
+    def __str__(self) -> str:
+        lines = [
+            f"converted {self.source} -> {self.destination} in {self.seconds:.2f} s",
+            f"  groups {self.groups}, datasets {self.datasets}, attributes {self.attributes}",
+            f"  soft links {self.soft_links}, external links {self.external_links}, "
+            f"references {self.references}",
+            f"  chunks copied raw {self.chunks_raw}, transcoded {self.chunks_transcoded} "
+            f"({len(self.datasets_raw)} of {self.datasets} datasets entirely raw)",
+            f"  bytes read {self.bytes_read / 1e6:.2f} MB, written {self.bytes_written / 1e6:.2f} MB",
+        ]
+        for title, items in (
+            ("resolved external links", self.resolved_links),
+            ("converted link targets", self.converted_targets),
+            ("broken links", self.broken_links),
+            ("dropped", self.dropped),
+        ):
+            if items:
+                lines.append(f"  {title}:")
+                lines.extend(f"    - {item}" for item in items)
+        return "\n".join(lines)
