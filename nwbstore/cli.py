@@ -49,10 +49,12 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print(f"datasets:  {datasets}")
         print(f"links:     {links}")
         print(f"data size: {nbytes / 1e6:.2f} MB (uncompressed)")
-        attrs = store.root.attrs
-        for key in ("nwb_version", "identifier", "session_description"):
-            if key in attrs:
-                print(f"{key}: {attrs[key]}")
+        if "nwb_version" in store.root.attrs:
+            print(f"nwb_version: {store.root.attrs['nwb_version']}")
+        for key in ("identifier", "session_description"):
+            node = store.root.get(key)
+            if isinstance(node, Dataset) and node.ndim == 0:
+                print(f"{key}: {node[()]}")
     return 0
 
 

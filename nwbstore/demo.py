@@ -3,7 +3,7 @@
 It builds a small but realistic NWB file with pynwb (extracellular recording with an
 electrodes table, a TimeSeries whose timestamps are a link to another's, trials with
 strings, units with ragged spike times), opens it through nwbstore and prints its tree
-with each dataset's settings.
+with each dataset's settings, converts it to Zarr, verifies the copy and prints the report.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ def build_example_nwb(path: str | Path, *, seed: int = 0) -> Path:
 
 
 def run_demo(workdir: str | Path | None = None, *, out: TextIO | None = None) -> Path:
-    """Build the example file, open it with nwbstore and print its tree; return its path."""
+    """Build the example file, print its tree, convert it to Zarr and verify; return its path."""
     import nwbstore
     from nwbstore.tree import format_tree
 
@@ -99,4 +99,12 @@ def run_demo(workdir: str | Path | None = None, *, out: TextIO | None = None) ->
     print(f"built {src} ({src.stat().st_size / 1e6:.1f} MB) with pynwb\n", file=stream)
     with nwbstore.open(src) as store:
         print(format_tree(store.root), file=stream)
+    dst = base / "demo.nwb.zarr"
+    print(f"\nconverting {src.name} -> {dst.name} (Zarr format 3)", file=stream)
+    report = nwbstore.convert(src, dst, overwrite=True, progress=False)
+    print(report, file=stream)
+    result = nwbstore.verify(src, dst)
+    print(result, file=stream)
+    if not result.ok:
+        raise SystemExit(1)
     return src

@@ -644,3 +644,27 @@ def test_hdmf_zarr_v2_reader_resolves_what_nwbstore_writes(tmp_path: Path) -> No
         np.testing.assert_array_equal(zobj[:], np.arange(4))
         _target, zobj = io.resolve_ref(io._file["refs"][0])
         np.testing.assert_array_equal(zobj[:], np.arange(4))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_declared_maxshape_is_kept_and_enforced(tmp_path: Path, fmt: int) -> None:
+    from nwbstore.errors import SettingsError
+
+    path = tmp_path / "ms.zarr"
+    settings = nwbstore.DatasetSettings(chunks=(4,), maxshape=(8,))
+    with nwbstore.open(path, "w", zarr_format=fmt) as store:
+        ds = store.root.create_dataset("fixed", data=np.zeros(4), settings=settings)
+        free = store.root.create_dataset(
+            "free", data=np.zeros(4), settings=nwbstore.DatasetSettings(chunks=(4,))
+        )
+        assert ds.maxshape == (8,) and free.maxshape == (None,)
+        ds.resize(8)
+        with pytest.raises(SettingsError, match="maxshape"):
+            ds.resize(9)
+    g = _zopen(path)
+    assert g["fixed"].shape == (8,) and g["fixed"].chunks == (4,)
+    assert g["fixed"].attrs["_NWBSTORE_MAXSHAPE"] == [8]
+    assert "_NWBSTORE_MAXSHAPE" not in g["free"].attrs
+    with nwbstore.open(path, "r") as store:
+        assert store["fixed"].maxshape == (8,)  # type: ignore[union-attr]
+        assert "_NWBSTORE_MAXSHAPE" not in store["fixed"].attrs

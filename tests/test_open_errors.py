@@ -47,8 +47,9 @@ def closed_port() -> int:
 # -- missing input ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["missing.h5", "missing.nwb", "missing.zarr", "missing",
-                                  "missing_%d.h5"])
+@pytest.mark.parametrize(
+    "name", ["missing.h5", "missing.nwb", "missing.zarr", "missing", "missing_%d.h5"]
+)
 @pytest.mark.parametrize("mode", ["r", "r+"])
 def test_missing_path(tmp_path: Path, name: str, mode: str) -> None:
     url = str(tmp_path / name)
@@ -229,8 +230,11 @@ def test_unsupported_dtype(tmp_path: Path, kind: str, label: str) -> None:
 
 
 @pytest.mark.parametrize("kind", LOCAL_KINDS)
-@pytest.mark.parametrize("value", [1 + 2j, object(), np.datetime64("2024-01-01")],
-                         ids=["complex", "object", "datetime64"])
+@pytest.mark.parametrize(
+    "value",
+    [1 + 2j, object(), np.datetime64("2024-01-01")],
+    ids=["complex", "object", "datetime64"],
+)
 def test_unsupported_attribute_value(tmp_path: Path, kind: str, value: Any) -> None:
     url, kwargs, raw = local_store(tmp_path, kind)
     with nwbstore.open(url, "w", **kwargs) as store:
@@ -278,19 +282,24 @@ def test_missing_bucket(s3_server: Any, key: str, mode: str, fmt: str | None) ->
 def test_missing_key_in_bucket(s3_server: Any, s3_bucket: str) -> None:
     for key in ("f.zarr", "f.h5", "f"):
         with pytest.raises(StoreNotFoundError) as info:
-            nwbstore.open(f"s3://{s3_bucket}/{key}", "r",
-                          storage_options=s3_server.storage_options)
+            nwbstore.open(f"s3://{s3_bucket}/{key}", "r", storage_options=s3_server.storage_options)
         assert key in str(info.value)
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize(("key", "mode"), [("f.zarr", "r"), ("f.zarr", "w"), ("f.h5", "r"),
-                                           ("f", "r")])
+@pytest.mark.parametrize(
+    ("key", "mode"), [("f.zarr", "r"), ("f.zarr", "w"), ("f.h5", "r"), ("f", "r")]
+)
 def test_wrong_endpoint_fails_fast(key: str, mode: str) -> None:
     port = closed_port()
     endpoint = f"http://127.0.0.1:{port}"
-    options = {"endpoint_url": endpoint, "key": "testing", "secret": "testing",
-               "client_kwargs": {"region_name": "us-east-1"}, "skip_instance_cache": True}
+    options = {
+        "endpoint_url": endpoint,
+        "key": "testing",
+        "secret": "testing",
+        "client_kwargs": {"region_name": "us-east-1"},
+        "skip_instance_cache": True,
+    }
     start = time.monotonic()
     with pytest.raises(NwbStoreError) as info:
         nwbstore.open(f"s3://bucket/{key}", mode, storage_options=options)  # type: ignore[arg-type]

@@ -31,9 +31,16 @@ def _h5(path: Path, **kwargs: Any) -> Path:
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("s.nwb", "hdf5"), ("s.h5", "hdf5"), ("s.hdf5", "hdf5"), ("s.HDF5", "hdf5"),
-        ("s.hdf", "hdf5"), ("s.zarr", "zarr"), ("s.nwb.zarr", "zarr"), ("s.zarr/", "zarr"),
-        ("s_%d.h5", "hdf5-family"), ("raw_%05d.nwb", "hdf5-family"),
+        ("s.nwb", "hdf5"),
+        ("s.h5", "hdf5"),
+        ("s.hdf5", "hdf5"),
+        ("s.HDF5", "hdf5"),
+        ("s.hdf", "hdf5"),
+        ("s.zarr", "zarr"),
+        ("s.nwb.zarr", "zarr"),
+        ("s.zarr/", "zarr"),
+        ("s_%d.h5", "hdf5-family"),
+        ("raw_%05d.nwb", "hdf5-family"),
     ],
 )
 def test_extension(tmp_path: Path, name: str, expected: str) -> None:
@@ -67,7 +74,7 @@ def test_hdf5_magic_without_extension(tmp_path: Path) -> None:
 def test_hdf5_magic_after_userblock(tmp_path: Path, userblock: int) -> None:
     path = _h5(tmp_path / "with_userblock", userblock_size=userblock)
     raw = path.read_bytes()
-    assert raw[:8] != HDF5_MAGIC and raw[userblock:userblock + 8] == HDF5_MAGIC
+    assert raw[:8] != HDF5_MAGIC and raw[userblock : userblock + 8] == HDF5_MAGIC
     assert detect_backend(str(path), "r") == "hdf5"
     with nwbstore.open(path) as store:
         np.testing.assert_array_equal(store["x"][...], np.arange(3))

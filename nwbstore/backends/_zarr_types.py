@@ -26,6 +26,7 @@ from nwbstore.links import REFERENCE_DTYPE_MARK, Reference
 __all__ = [
     "COMPOUND_MIN_STRING_LENGTH",
     "HIDDEN_ATTRS",
+    "MAXSHAPE_ATTR",
     "decode_attr",
     "encode_attr",
     "from_storage",
@@ -36,7 +37,12 @@ __all__ = [
 ]
 
 #: Bookkeeping attributes of the hdmf-zarr conventions; never shown through ``attrs``.
-HIDDEN_ATTRS = frozenset({"_LINKS", "zarr_link", "_DTYPE", "_REFERENCE_FIELDS", "zarr_dtype"})
+HIDDEN_ATTRS = frozenset(
+    {"_LINKS", "zarr_link", "_DTYPE", "_REFERENCE_FIELDS", "zarr_dtype", "_NWBSTORE_MAXSHAPE"}
+)
+
+#: nwbstore's own attribute keeping a declared, limited ``maxshape`` (Zarr has none).
+MAXSHAPE_ATTR = "_NWBSTORE_MAXSHAPE"
 
 #: Smallest width of a text or reference field in a compound (hdmf-zarr 0.14 uses the same, so
 #: rows with longer values can be appended later).

@@ -9,9 +9,10 @@ Metadata: a reader uses consolidated metadata when the store has it (one request
 whole hierarchy); a writer never does (it would see stale metadata) and writes consolidated
 metadata once, when the store is closed or flushed.
 
-maxshape: Zarr arrays can always be resized, so every Zarr dataset reports an unlimited
-``maxshape`` (``(None,) * ndim``), in :attr:`ZarrDataset.maxshape` and in its
-``settings.maxshape``; a ``maxshape`` given at creation is accepted and not stored.
+maxshape: Zarr arrays can always be resized, so a dataset created without a ``maxshape``
+(``settings=None`` or ``settings.maxshape=None``) reports an unlimited one, ``(None,) * ndim``.
+A declared ``maxshape`` with at least one limit is kept in the hidden attribute
+``_NWBSTORE_MAXSHAPE`` (Zarr has no such field) and enforced by ``resize``, as in HDF5.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from nwbstore.backends._zarr_storage import (
 )
 from nwbstore.backends._zarr_types import (
     HIDDEN_ATTRS,
+    MAXSHAPE_ATTR,
     declares_pickle,
     decode_attr,
     encode_attr,
@@ -173,6 +175,10 @@ class ZarrGroup(Group):
         stored = storage_dtype(dtype, data, where)
         kwargs: dict[str, Any] = {} if settings is None else dict(settings.to_zarr(fmt))
         kwargs.pop("maxshape", None)
+        attributes = marker_attrs(dtype, fmt)
+        if settings is not None and settings.maxshape is not None:
+            if any(m is not None for m in settings.maxshape):
+                attributes[MAXSHAPE_ATTR] = list(settings.maxshape)
         if fmt == 3:
             _match_endianness(kwargs, np.dtype(stored) if stored is not str else None)
         with quiet_zarr():
@@ -188,7 +194,7 @@ class ZarrGroup(Group):
                 name,
                 shape=shape,
                 dtype=stored,
-                attributes=marker_attrs(dtype, fmt),
+                attributes=attributes,
                 **kwargs,
             )
             if data is not None and arr.size:
@@ -280,11 +286,14 @@ class ZarrDataset(Dataset):
                 shards=None if self._array.shards is None else tuple(self._array.shards),
                 fill_value=fill.item() if isinstance(fill, np.generic) else fill,
             )
-        return dataclasses.replace(settings, maxshape=(None,) * self.ndim)
+        return dataclasses.replace(settings, maxshape=self.maxshape)
 
     @property
     def maxshape(self) -> tuple[int | None, ...]:
-        """Always unlimited: Zarr arrays can be resized along every axis."""
+        """The ``maxshape`` declared at creation, else unlimited on every axis."""
+        declared = self._array.attrs.get(MAXSHAPE_ATTR)
+        if isinstance(declared, list) and len(declared) == self.ndim:
+            return tuple(None if m is None else int(m) for m in declared)
         return (None,) * self.ndim
 
     @property

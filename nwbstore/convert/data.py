@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from nwbstore.codecs import row_by_name
 from nwbstore.convert.report import ConversionReport
 from nwbstore.dtypes import is_reference_dtype, is_string_dtype
 from nwbstore.errors import CorruptChunkError
@@ -19,7 +20,7 @@ from nwbstore.nodes import Dataset, StoredChunk
 __all__ = ["copy_values", "iter_blocks", "raw_copy_blocker"]
 
 #: Target size of one decoded block in a transcode.
-BLOCK_BYTES = 32 * 2**20
+BLOCK_BYTES = 16 * 2**20
 
 
 def _has_objects(dtype: np.dtype[Any]) -> bool:
@@ -30,8 +31,6 @@ def _has_objects(dtype: np.dtype[Any]) -> bool:
 
 def raw_copy_blocker(src: Dataset, dst: Dataset) -> str | None:
     """Return why stored chunks of ``src`` cannot be copied into ``dst`` as they are, or None."""
-    from nwbstore.codecs import pipeline_is_byte_compatible
-
     if not (src.store.capabilities.raw_chunks and dst.store.capabilities.raw_chunks):
         return "a backend cannot move stored chunks"
     if _has_objects(src.dtype):
@@ -43,12 +42,13 @@ def raw_copy_blocker(src: Dataset, dst: Dataset) -> str | None:
         return "contiguous layout"
     if tuple(s.chunks) != tuple(d.chunks):
         return f"chunk shape changes ({s.chunks} -> {d.chunks})"
-    if d.shards is not None:
-        return "the destination is sharded"
-    if s.codec_pipeline() != d.codec_pipeline():
+    if d.shards is not None or s.shards is not None:
+        return "chunks are inside shards"
+    if s.pipeline != d.pipeline:
         return "the codec pipelines differ"
-    if not pipeline_is_byte_compatible(s):
-        return "a codec in the pipeline has no byte-identical counterpart"
+    for spec in s.pipeline:
+        if not row_by_name(spec.name).raw_copy:
+            return f"codec {spec.name!r} has no byte-identical counterpart"
     return None
 
 

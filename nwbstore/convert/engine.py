@@ -94,18 +94,22 @@ def _destination_settings(job: _Job, path: str, src: Dataset) -> DatasetSettings
         chosen = user(path, base)
     new = chosen if chosen is not None else base
     if job.compression is not None and chosen is None:
-        new = new.with_compression(job.compression)
+        name, _, level = job.compression.partition(":")
+        new = new.replace(
+            compression=None if name in ("none", "") else name,
+            compression_opts=int(level) if level else None,
+        )
     if src.ndim == 0:
-        return dataclasses.replace(new, chunks=None, shards=None, maxshape=None)
+        return new.replace(chunks=None, shards=None, maxshape=None)
     shape = _dest_shape(job, src)
     dst_backend = job.dst.format
     if job.chunks == "auto" or (new.chunks is None and dst_backend == "zarr"):
         auto = default_settings(shape, src.dtype, backend=dst_backend, zarr_format=job.zarr_format)
-        new = dataclasses.replace(new, chunks=auto.chunks, shards=auto.shards)
+        new = new.replace(chunks=auto.chunks, shards=auto.shards)
     elif isinstance(job.chunks, tuple):
-        new = dataclasses.replace(new, chunks=job.chunks, shards=None)
+        new = new.replace(chunks=job.chunks, shards=None)
     if dst_backend == "hdf5" or job.zarr_format == 2:
-        new = dataclasses.replace(new, shards=None)
+        new = new.replace(shards=None)
     if new.chunks is not None:
         # never ask for a chunk longer than the data on an axis with a fixed size
         limits = new.maxshape or tuple(shape)
@@ -114,10 +118,30 @@ def _destination_settings(job: _Job, path: str, src: Dataset) -> DatasetSettings
             for c, s, lim in zip(new.chunks, shape, limits, strict=True)
         )
         if clipped != tuple(new.chunks):
-            new = dataclasses.replace(new, chunks=clipped, shards=None)
+            new = new.replace(chunks=clipped, shards=None)
     if job.first_n is not None and new.maxshape is not None:
-        new = dataclasses.replace(new, maxshape=None)
+        new = new.replace(maxshape=None)
+    # apply the fallback now, so an unmappable codec fails before anything is written
+    new = _adapted(job, path, new, src.dtype)
     return new
+
+
+def _adapted(job: _Job, path: str, settings: DatasetSettings, dtype: np.dtype[Any]) -> DatasetSettings:
+    from nwbstore.codecs import adapt_pipeline
+
+    target = "hdf5" if job.dst.format == "hdf5" else "zarr"
+    pipeline = adapt_pipeline(
+        settings.pipeline, target, where=f"dataset {path!r}", fallback=job.fallback
+    )
+    if pipeline == settings.pipeline:
+        return settings
+    return DatasetSettings.from_pipeline(
+        pipeline,
+        chunks=settings.chunks,
+        shards=settings.shards,
+        fill_value=settings.fill_value,
+        maxshape=settings.maxshape,
+    )
 
 
 def _dest_shape(job: _Job, src: Dataset) -> tuple[int, ...]:

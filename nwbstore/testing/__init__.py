@@ -12,8 +12,16 @@ from nwbstore.testing.conformance import (
     Bypass,
     HDF5Bypass,
     StoreConformance,
+    Target,
     ZarrBypass,
     write_reference_hdf5,
 )
 
-__all__ = ["Bypass", "HDF5Bypass", "StoreConformance", "ZarrBypass", "write_reference_hdf5"]
+__all__ = [
+    "Bypass",
+    "HDF5Bypass",
+    "StoreConformance",
+    "Target",
+    "ZarrBypass",
+    "write_reference_hdf5",
+]
