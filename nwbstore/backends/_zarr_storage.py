@@ -21,6 +21,7 @@ from typing import Any
 from zarr.abc.store import Store as ZarrStoreABC
 
 from nwbstore.errors import (
+    MissingDependencyError,
     ReadOnlyError,
     StoreExistsError,
     StoreNotFoundError,
@@ -266,7 +267,15 @@ def _probe_filesystem(protocol: str, storage_options: Mapping[str, Any]) -> Any:
         config.setdefault("read_timeout", 20)
         config["retries"] = {"max_attempts": 1, "mode": "standard"}
         opts["config_kwargs"] = config
-    fs = fsspec.filesystem(protocol, **opts)
+    try:
+        fs = fsspec.filesystem(protocol, **opts)
+    except ImportError as err:
+        package = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs"}.get(protocol)
+        extra = "s3" if package == "s3fs" else "all"
+        raise MissingDependencyError(
+            f"{protocol}:// URLs need {package or 'an fsspec implementation'}: "
+            f"pip install 'nwbstore[{extra}]' ({err})"
+        ) from err
     if hasattr(fs, "retries"):
         fs.retries = 1  # s3fs's own retry loop on top of botocore's
     return fs

@@ -18,12 +18,13 @@ A declared ``maxshape`` with at least one limit is kept in the hidden attribute
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 import zarr
 
+from nwbstore.backends._zarr_chunks import iter_stored_chunks, write_stored_chunk
 from nwbstore.backends._zarr_links import (
     link_attr_name,
     link_entries,
@@ -57,7 +58,17 @@ from nwbstore.errors import (
     UnsupportedDtypeError,
 )
 from nwbstore.links import ExternalLink, SoftLink, join_path
-from nwbstore.nodes import Attributes, Capabilities, Dataset, Group, Link, Mode, Node, Store
+from nwbstore.nodes import (
+    Attributes,
+    Capabilities,
+    Dataset,
+    Group,
+    Link,
+    Mode,
+    Node,
+    Store,
+    StoredChunk,
+)
 
 if TYPE_CHECKING:
     from nwbstore.settings import DatasetSettings
@@ -173,14 +184,22 @@ class ZarrGroup(Group):
         where = f"dataset {path!r} in {self.store.url}"
         fmt = self.store.zarr_format
         stored = storage_dtype(dtype, data, where)
-        kwargs: dict[str, Any] = {} if settings is None else dict(settings.to_zarr(fmt))
+        itemsize_dtype = None if dtype.kind == "O" or dtype.names is not None else dtype
+        kwargs: dict[str, Any] = (
+            {} if settings is None else dict(settings.to_zarr(fmt, dtype=itemsize_dtype, name=path))
+        )
         kwargs.pop("maxshape", None)
         attributes = marker_attrs(dtype, fmt)
-        if settings is not None and settings.maxshape is not None:
-            if any(m is not None for m in settings.maxshape):
-                attributes[MAXSHAPE_ATTR] = list(settings.maxshape)
+        declared = None if settings is None else settings.maxshape
+        if declared is not None and any(m is not None for m in declared):
+            attributes[MAXSHAPE_ATTR] = list(declared)
         if fmt == 3:
             _match_endianness(kwargs, np.dtype(stored) if stored is not str else None)
+        elif stored is str and "filters" in kwargs:
+            # explicit v2 filters replace zarr's default object codec: put it back first
+            import numcodecs
+
+            kwargs["filters"] = [numcodecs.VLenUTF8(), *(kwargs["filters"] or [])]
         with quiet_zarr():
             try:
                 from zarr.core.dtype import parse_dtype
@@ -307,6 +326,13 @@ class ZarrDataset(Dataset):
         if isinstance(raw, (np.ndarray, np.generic)) and dt.kind in "iuf" and raw.dtype != dt:
             raw = raw.astype(dt)  # zarr v3 hands out native byte order
         return from_storage(raw, dt)
+
+    def iter_stored_chunks(self) -> Iterator[StoredChunk]:
+        return iter_stored_chunks(self._array, self.name)
+
+    def write_stored_chunk(self, index: tuple[int, ...], data: bytes) -> None:
+        self.store._check_writable(f"write a chunk of {self.name!r}")
+        write_stored_chunk(self._array, self.name, index, data)
 
     def _write(self, selection: Any, value: Any) -> None:
         where = f"dataset {self.name!r} in {self.store.url}"

@@ -19,7 +19,13 @@ import numpy as np
 
 from nwbstore.convert import marker
 from nwbstore.convert.data import copy_values
-from nwbstore.convert.locations import exists, rebase_link_url, remove, resolve_link_url, sibling_url
+from nwbstore.convert.locations import (
+    exists,
+    rebase_link_url,
+    remove,
+    resolve_link_url,
+    sibling_url,
+)
 from nwbstore.convert.report import ConversionReport
 from nwbstore.dtypes import is_reference_dtype
 from nwbstore.errors import NodeNotFoundError, NwbStoreError, StoreExistsError
@@ -93,19 +99,31 @@ def _destination_settings(job: _Job, path: str, src: Dataset) -> DatasetSettings
     elif callable(user):
         chosen = user(path, base)
     new = chosen if chosen is not None else base
+    override = None
     if job.compression is not None and chosen is None:
         name, _, level = job.compression.partition(":")
-        new = new.replace(
-            compression=None if name in ("none", "") else name,
-            compression_opts=int(level) if level else None,
-        )
+        if name == "gzip" and job.dst.format == "hdf5":
+            name = "zlib"  # what HDF5 users mean by gzip (a zlib stream)
+        override = (None if name in ("none", "") else name, int(level) if level else None)
+    if new.fill_value is not None and (src.dtype.names is not None or src.dtype.kind in "OSU"):
+        # record and string fill values have no portable form; both backends default to empty
+        new = new.replace(fill_value=None)
     if src.ndim == 0:
-        return new.replace(chunks=None, shards=None, maxshape=None)
+        return new.replace(
+            chunks=None,
+            shards=None,
+            maxshape=None,
+            filters=(),
+            shuffle=False,
+            compression=None,
+            checksum=False,
+        )
     shape = _dest_shape(job, src)
     dst_backend = job.dst.format
-    if job.chunks == "auto" or (new.chunks is None and dst_backend == "zarr"):
+    needs_chunks = new.chunks is None and (dst_backend == "zarr" or bool(override and override[0]))
+    if job.chunks == "auto" or needs_chunks:
         auto = default_settings(shape, src.dtype, backend=dst_backend, zarr_format=job.zarr_format)
-        new = new.replace(chunks=auto.chunks, shards=auto.shards)
+        new = new.replace(chunks=auto.settings.chunks, shards=auto.settings.shards)
     elif isinstance(job.chunks, tuple):
         new = new.replace(chunks=job.chunks, shards=None)
     if dst_backend == "hdf5" or job.zarr_format == 2:
@@ -119,6 +137,8 @@ def _destination_settings(job: _Job, path: str, src: Dataset) -> DatasetSettings
         )
         if clipped != tuple(new.chunks):
             new = new.replace(chunks=clipped, shards=None)
+    if override is not None:
+        new = new.replace(compression=override[0], compression_opts=override[1])
     if job.first_n is not None and new.maxshape is not None:
         new = new.replace(maxshape=None)
     # apply the fallback now, so an unmappable codec fails before anything is written
@@ -126,7 +146,9 @@ def _destination_settings(job: _Job, path: str, src: Dataset) -> DatasetSettings
     return new
 
 
-def _adapted(job: _Job, path: str, settings: DatasetSettings, dtype: np.dtype[Any]) -> DatasetSettings:
+def _adapted(
+    job: _Job, path: str, settings: DatasetSettings, dtype: np.dtype[Any]
+) -> DatasetSettings:
     from nwbstore.codecs import adapt_pipeline
 
     target = "hdf5" if job.dst.format == "hdf5" else "zarr"
@@ -216,7 +238,9 @@ def _copy_group(job: _Job, src: Group, dst: Group) -> None:
             _copy_dataset(job, child, dst, name)
 
 
-def _handle_link(job: _Job, src: Group, dst: Group, name: str, link: SoftLink | ExternalLink) -> None:
+def _handle_link(
+    job: _Job, src: Group, dst: Group, name: str, link: SoftLink | ExternalLink
+) -> None:
     if isinstance(link, SoftLink):
 
         def make_soft() -> None:

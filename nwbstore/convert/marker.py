@@ -59,7 +59,11 @@ def begin(
             storage_options=storage_options,
             allow_incomplete=True,
         )
-        raw = store.root.attrs._read(INCOMPLETE_ATTR) if INCOMPLETE_ATTR in store.root.attrs._names() else None
+        raw = (
+            store.root.attrs._read(INCOMPLETE_ATTR)
+            if INCOMPLETE_ATTR in store.root.attrs._names()
+            else None
+        )
         if raw is None and len(store.root):
             store.close()
             raise IncompleteStoreError(f"{url} is already complete: nothing to resume")

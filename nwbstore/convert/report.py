@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 __all__ = ["ConversionReport"]
@@ -61,7 +61,9 @@ class ConversionReport:
     seconds: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def add_chunks(self, *, raw: int = 0, transcoded: int = 0, read: int = 0, written: int = 0) -> None:
+    def add_chunks(
+        self, *, raw: int = 0, transcoded: int = 0, read: int = 0, written: int = 0
+    ) -> None:
         """Thread-safe counters for the chunk copiers."""
         with self._lock:
             self.chunks_raw += raw
@@ -71,9 +73,11 @@ class ConversionReport:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict of the report."""
-        out = asdict(self)
-        out.pop("_lock", None)
-        return out
+        return {
+            f.name: list(v) if isinstance(v := getattr(self, f.name), list) else v
+            for f in fields(self)
+            if f.name != "_lock"
+        }
 
     def __str__(self) -> str:
         lines = [
