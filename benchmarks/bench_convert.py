@@ -134,7 +134,12 @@ def main() -> None:
         "cp": lambda out: ["cp", str(src), str(out)],
         "nwbstore raw": lambda out: [*nwbstore_cli, "convert", str(src), str(out), "-q"],
         "nwbstore transcode": lambda out: [
-            *nwbstore_cli, "convert", str(src), str(out), "-q", "--no-raw"
+            *nwbstore_cli,
+            "convert",
+            str(src),
+            str(out),
+            "-q",
+            "--no-raw",
         ],
     }
     if not args.skip_hdmf:

@@ -7,13 +7,13 @@ Open anything with :func:`nwbstore.open`; configure datasets with
 from __future__ import annotations
 
 from nwbstore import errors
-from nwbstore.dtypes import reference_dtype, string_dtype
+from nwbstore.convert import ConversionReport, convert
 from nwbstore.defaults import available_compressions, default_settings
+from nwbstore.dtypes import reference_dtype, string_dtype
 from nwbstore.errors import NwbStoreError
 from nwbstore.links import ExternalLink, Reference, SoftLink
 from nwbstore.settings import DatasetSettings
 from nwbstore.store import Attributes, Capabilities, Dataset, Group, Store, open
-from nwbstore.convert import ConversionReport, convert
 from nwbstore.verify import VerifyReport, verify
 
 __version__ = "0.1.0"

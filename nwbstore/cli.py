@@ -124,9 +124,11 @@ def _cmd_convert(args: argparse.Namespace, *, first_n: int | None = None) -> int
     elif not args.quiet:
         print(report)
     if args.verify:
-        result = nwbstore.verify(
-            args.src, args.dst, storage_options=opts, links=args.links
-        ) if first_n is None else None
+        result = (
+            nwbstore.verify(args.src, args.dst, storage_options=opts, links=args.links)
+            if first_n is None
+            else None
+        )
         if result is not None:
             print(result)
             return 0 if result.ok else 1

@@ -80,7 +80,7 @@ def normalize_dtype(dtype: Any, *, where: str = "dataset") -> np.dtype[Any]:
     if dt.names is not None:
         fields = []
         for name in dt.names:
-            sub = dt.fields[name][0]  # type: ignore[index]
+            sub = dt[name]
             fields.append((name, normalize_dtype(sub, where=f"field {name!r} of {where}")))
         return np.dtype(fields)
     if is_reference_dtype(dt):
@@ -162,13 +162,7 @@ def normalize_data_and_dtype(
     else:
         dt = normalize_dtype(np.asarray(data).dtype, where=where)
 
-    if dt.kind == "O" or (
-        dt.names is not None
-        and any(
-            dt.fields[n][0].kind == "O"
-            for n in dt.names  # type: ignore[index]
-        )
-    ):
+    if dt.kind == "O" or (dt.names is not None and any(dt[n].kind == "O" for n in dt.names)):
         arr = np.empty(np.shape(data) if not isinstance(data, (str, Reference)) else (), dtype=dt)
         if dt.names is None:
             src = np.asarray(data, dtype=object)

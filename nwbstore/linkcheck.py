@@ -54,7 +54,9 @@ def _refs_in(value: Any) -> Iterator[Reference]:
                 yield v
 
 
-def check_links(store: Store, *, storage_options: Mapping[str, Any] | None = None) -> list[LinkEntry]:
+def check_links(
+    store: Store, *, storage_options: Mapping[str, Any] | None = None
+) -> list[LinkEntry]:
     """Return every link and reference of ``store``, each marked ok or broken."""
     opts = dict(storage_options or {})
     entries: list[LinkEntry] = []
@@ -63,7 +65,9 @@ def check_links(store: Store, *, storage_options: Mapping[str, Any] | None = Non
         where = "/" + name
         if isinstance(link, SoftLink):
             ok = link.path in store
-            entries.append(LinkEntry(where, "soft link", link.path, ok, "" if ok else "missing target"))
+            entries.append(
+                LinkEntry(where, "soft link", link.path, ok, "" if ok else "missing target")
+            )
         else:
             problem = _check_external(store, link, opts)
             entries.append(

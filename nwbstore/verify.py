@@ -59,7 +59,9 @@ def _normalise(value: Any) -> Any:
     if isinstance(value, (bytes, np.bytes_)):
         return value.decode("utf-8", "replace")
     if isinstance(value, (list, tuple)):
-        value = np.asarray(value, dtype=object if any(isinstance(v, (str, Reference)) for v in value) else None)
+        value = np.asarray(
+            value, dtype=object if any(isinstance(v, (str, Reference)) for v in value) else None
+        )
     if isinstance(value, np.ndarray):
         if value.dtype.kind in "SUO" or isinstance(value.dtype, np.dtypes.StringDType):
             return tuple(_normalise(v) for v in value.ravel().tolist()), value.shape
@@ -86,7 +88,9 @@ def _equal(a: Any, b: Any) -> bool:
 def _compare_values(src: Dataset, dst: Dataset, report: VerifyReport) -> None:
     if src.ndim == 0:
         if not _equal(src[()], dst[()]):
-            report.differences.append(f"{src.name}: scalar value differs ({src[()]!r} vs {dst[()]!r})")
+            report.differences.append(
+                f"{src.name}: scalar value differs ({src[()]!r} vs {dst[()]!r})"
+            )
         report.elements += 1
         return
     block = _block_shape(src, src)
@@ -118,7 +122,10 @@ def _compare_attrs(src: Group | Dataset, dst: Group | Dataset, report: VerifyRep
 
 
 def _compare_links(
-    name: str, a: SoftLink | ExternalLink | None, b: SoftLink | ExternalLink | None, report: VerifyReport
+    name: str,
+    a: SoftLink | ExternalLink | None,
+    b: SoftLink | ExternalLink | None,
+    report: VerifyReport,
 ) -> bool:
     """Compare link kinds; returns True if the caller should still compare the targets."""
     if a is None and b is None:

@@ -1,4 +1,4 @@
-"""Shared fixtures: a real S3 server on loopback (moto's ThreadedMotoServer), one bucket per test."""
+"""Shared fixtures: a real S3 server on loopback (moto ThreadedMotoServer), a bucket per test."""
 
 from __future__ import annotations
 

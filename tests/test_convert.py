@@ -57,7 +57,9 @@ def _summary(nwbfile) -> dict:
         "trial_outcomes": list(nwbfile.trials["outcome"][:]),
         "lick_timestamps_is_speeds": behavior["lick"].timestamps[:5].tolist()
         == behavior["speed"].timestamps[:5].tolist(),
-        "roi_response_sum": float(np.asarray(ophys["Fluorescence"]["RoiResponseSeries"].data[:]).sum()),
+        "roi_response_sum": float(
+            np.asarray(ophys["Fluorescence"]["RoiResponseSeries"].data[:]).sum()
+        ),
         "movie_sum": int(np.asarray(nwbfile.acquisition["TwoPhotonSeries"].data[:]).sum()),
         "icephys_rows": len(nwbfile.intracellular_recordings),
         "linked_ts": np.asarray(nwbfile.acquisition["linked_ts"].data[:]).tolist(),
@@ -172,7 +174,9 @@ def test_unmappable_codec_raises_or_falls_back(tmp_path: Path) -> None:
         assert nwbstore.verify(src, tmp_path / "a.zarr").ok
 
 
-def test_interrupted_conversion_is_marked_and_resumable(rich: Path, tmp_path: Path, monkeypatch) -> None:
+def test_interrupted_conversion_is_marked_and_resumable(
+    rich: Path, tmp_path: Path, monkeypatch
+) -> None:
     from nwbstore.convert import engine
 
     out = tmp_path / "half.nwb.zarr"
@@ -196,7 +200,9 @@ def test_interrupted_conversion_is_marked_and_resumable(rich: Path, tmp_path: Pa
     assert nwbstore.verify(rich, out).ok
 
 
-def test_interrupted_hdf5_destination_does_not_exist_under_its_name(rich: Path, tmp_path: Path, monkeypatch) -> None:
+def test_interrupted_hdf5_destination_does_not_exist_under_its_name(
+    rich: Path, tmp_path: Path, monkeypatch
+) -> None:
     from nwbstore.convert import engine
 
     out = tmp_path / "half.nwb"
@@ -245,8 +251,9 @@ def test_broken_external_link_is_reported_not_fatal(tmp_path: Path, capsys) -> N
 
 def test_memory_is_bounded_by_chunks_not_dataset(tmp_path: Path) -> None:
     """A 400 MB dataset converts with far less than 400 MB of extra memory."""
-    import psutil
     import threading
+
+    import psutil
 
     src = tmp_path / "big.h5"
     with h5py.File(src, "w") as f:
@@ -275,4 +282,7 @@ def test_memory_is_bounded_by_chunks_not_dataset(tmp_path: Path) -> None:
         done.set()
         sampler.join()
     assert (peak - base) < 200 * 2**20, f"grew by {(peak - base) / 2**20:.0f} MiB"
-    assert json.loads((tmp_path / "big.zarr" / "data" / "zarr.json").read_text())["shape"] == [25_000, 2048]
+    assert json.loads((tmp_path / "big.zarr" / "data" / "zarr.json").read_text())["shape"] == [
+        25_000,
+        2048,
+    ]

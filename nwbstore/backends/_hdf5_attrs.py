@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import h5py
 import numpy as np
 
-from nwbstore.backends._hdf5_types import decode_value, to_h5py_ref
+from nwbstore.backends._hdf5_types import check_attribute_dtype, decode_value, to_h5py_ref
 from nwbstore.errors import UnsupportedDtypeError
 from nwbstore.links import Reference
 from nwbstore.nodes import Attributes
@@ -101,7 +101,10 @@ class HDF5Attributes(Attributes):
                         f"cannot store {where}: the list mixes types HDF5 cannot hold in one "
                         "array (use one type per attribute)"
                     )
+            check_attribute_dtype(arr.dtype, where=where)
             return arr, None
+        if isinstance(value, (complex, np.generic)):
+            check_attribute_dtype(np.asarray(value).dtype, where=where)
         return value, None
 
     def _delete(self, key: str) -> None:

@@ -20,6 +20,7 @@ from nwbstore.errors import NodeNotFoundError, UnsupportedDtypeError
 from nwbstore.links import Reference
 
 __all__ = [
+    "check_attribute_dtype",
     "decode_value",
     "encode_value",
     "from_h5py_dtype",
@@ -92,6 +93,28 @@ def has_special_fields(dtype: np.dtype[Any]) -> bool:
 
 
 # -- values written --------------------------------------------------------------------------
+
+
+def check_attribute_dtype(dtype: np.dtype[Any], *, where: str) -> None:
+    """Refuse attribute dtypes Zarr cannot hold either (complex, also inside compounds).
+
+    h5py would store complex numbers as an ``(r, i)`` compound that no other backend reads
+    back the same, so HDF5 refuses them like Zarr does.
+
+    Raises
+    ------
+    UnsupportedDtypeError
+        If ``dtype`` is, or has a field that is, complex.
+    """
+    if dtype.names is not None:
+        for name in dtype.names:
+            check_attribute_dtype(dtype.fields[name][0], where=f"field {name!r} of {where}")  # type: ignore[index]
+        return
+    if dtype.kind == "c":
+        raise UnsupportedDtypeError(
+            f"cannot store {where} with complex dtype {dtype}: store the real and imaginary "
+            "parts as two attributes (or a list of two numbers)"
+        )
 
 
 def to_h5py_ref(value: Any, file: h5py.File, *, where: str) -> h5py.Reference:

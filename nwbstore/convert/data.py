@@ -25,7 +25,7 @@ BLOCK_BYTES = 16 * 2**20
 
 def _has_objects(dtype: np.dtype[Any]) -> bool:
     if dtype.names is not None:
-        return any(_has_objects(dtype.fields[n][0]) for n in dtype.names)  # type: ignore[index]
+        return any(_has_objects(dtype[n]) for n in dtype.names)
     return dtype.kind == "O" or is_string_dtype(dtype) or is_reference_dtype(dtype)
 
 
@@ -47,7 +47,8 @@ def raw_copy_blocker(src: Dataset, dst: Dataset) -> str | None:
     if s.pipeline != d.pipeline:
         return "the codec pipelines differ"
     for spec in s.pipeline:
-        if not row_by_name(spec.name).raw_copy:
+        row = row_by_name(spec.name)
+        if row is None or not row.raw_copy:
             return f"codec {spec.name!r} has no byte-identical counterpart"
     return None
 

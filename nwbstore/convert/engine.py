@@ -28,7 +28,7 @@ from nwbstore.convert.locations import (
 )
 from nwbstore.convert.report import ConversionReport
 from nwbstore.dtypes import is_reference_dtype
-from nwbstore.errors import NodeNotFoundError, NwbStoreError, StoreExistsError
+from nwbstore.errors import NwbStoreError, StoreExistsError
 from nwbstore.links import ExternalLink, Reference, SoftLink
 from nwbstore.nodes import Dataset, Group, Store
 from nwbstore.settings import DatasetSettings
@@ -58,7 +58,7 @@ def _has_references(value: Any) -> bool:
 
 def _dtype_has_references(dtype: np.dtype[Any]) -> bool:
     if dtype.names is not None:
-        return any(_dtype_has_references(dtype.fields[n][0]) for n in dtype.names)  # type: ignore[index]
+        return any(_dtype_has_references(dtype[n]) for n in dtype.names)
     return is_reference_dtype(dtype)
 
 
@@ -119,7 +119,7 @@ def _destination_settings(job: _Job, path: str, src: Dataset) -> DatasetSettings
             checksum=False,
         )
     shape = _dest_shape(job, src)
-    dst_backend = job.dst.format
+    dst_backend: Literal["hdf5", "zarr"] = "hdf5" if job.dst.format == "hdf5" else "zarr"
     needs_chunks = new.chunks is None and (dst_backend == "zarr" or bool(override and override[0]))
     if job.chunks == "auto" or needs_chunks:
         auto = default_settings(shape, src.dtype, backend=dst_backend, zarr_format=job.zarr_format)
@@ -151,7 +151,7 @@ def _adapted(
 ) -> DatasetSettings:
     from nwbstore.codecs import adapt_pipeline
 
-    target = "hdf5" if job.dst.format == "hdf5" else "zarr"
+    target: Literal["hdf5", "zarr"] = "hdf5" if job.dst.format == "hdf5" else "zarr"
     pipeline = adapt_pipeline(
         settings.pipeline, target, where=f"dataset {path!r}", fallback=job.fallback
     )
@@ -338,7 +338,7 @@ def convert(
     chunks: str | tuple[int, ...] | None = None,
     fallback: str | None = None,
     zarr_format: int = 3,
-    format: str | None = None,  # noqa: A002 - same name as nwbstore.open
+    format: str | None = None,
     jobs: int | None = None,
     scheduler: Any = None,
     progress: bool = True,

@@ -87,7 +87,8 @@ class ConversionReport:
             f"references {self.references}",
             f"  chunks copied raw {self.chunks_raw}, transcoded {self.chunks_transcoded} "
             f"({len(self.datasets_raw)} of {self.datasets} datasets entirely raw)",
-            f"  bytes read {self.bytes_read / 1e6:.2f} MB, written {self.bytes_written / 1e6:.2f} MB",
+            f"  bytes read {self.bytes_read / 1e6:.2f} MB, "
+            f"written {self.bytes_written / 1e6:.2f} MB",
         ]
         for title, items in (
             ("resolved external links", self.resolved_links),

@@ -800,7 +800,7 @@ class StoreConformance:
         with self.writing(target) as store:
             grp = store.root.create_group("a/b/c")
             assert grp.name == "/a/b/c" and grp.basename == "c"
-            assert ds_at(store, "a")["b/c"] == grp
+            assert group_at(store, "a")["b/c"] == grp
             group_at(store, "a").create_group("d")
             store.root.create_group("/e")
             with pytest.raises(ContainsNodeError) as info:
