@@ -3,8 +3,8 @@
 This module turns a URL and a mode into a zarr-python store object and the Zarr format of
 what is there, with nwbstore's errors: a missing input, a missing bucket or an unreachable
 endpoint is a :class:`~nwbstore.errors.StoreNotFoundError` raised after one quick probe (a
-single listing with retries turned down), never a botocore traceback after a minute of
-retries.
+single listing with retries turned down, see :mod:`nwbstore.backends._remote`), never a
+botocore traceback after a minute of retries.
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ from typing import Any
 
 from zarr.abc.store import Store as ZarrStoreABC
 
+from nwbstore.backends._remote import list_root, probe_filesystem
 from nwbstore.errors import (
-    MissingDependencyError,
-    ReadOnlyError,
     StoreExistsError,
     StoreNotFoundError,
     UnknownFormatError,
@@ -43,9 +42,6 @@ MEMORY_STORES: dict[str, dict[str, Any]] = {}
 #: Keys at the root of a store that say which Zarr format it is.
 _V3_MARKER = "zarr.json"
 _V2_MARKERS = (".zgroup", ".zarray")
-
-#: Seconds to wait for a connection when probing an S3 endpoint.
-PROBE_CONNECT_TIMEOUT = 3
 
 
 @contextmanager
@@ -243,90 +239,14 @@ def _buffer_bytes(buf: Any) -> bytes | None:
 # -- fsspec (S3 and friends) ----------------------------------------------------------------
 
 
-def endpoint_of(storage_options: Mapping[str, Any]) -> str:
-    """The S3 endpoint the options (or the environment) point to, for error messages."""
-    client = storage_options.get("client_kwargs") or {}
-    return str(
-        storage_options.get("endpoint_url")
-        or client.get("endpoint_url")
-        or os.environ.get("AWS_ENDPOINT_URL_S3")
-        or os.environ.get("AWS_ENDPOINT_URL")
-        or "the default AWS endpoint"
-    )
-
-
-def _probe_filesystem(protocol: str, storage_options: Mapping[str, Any]) -> Any:
-    """A filesystem for the probe: the caller's options, one attempt, short timeouts."""
-    import fsspec
-
-    opts = dict(storage_options)
-    opts["skip_instance_cache"] = True
-    if protocol in ("s3", "s3a"):
-        config = dict(opts.get("config_kwargs") or {})
-        config.setdefault("connect_timeout", PROBE_CONNECT_TIMEOUT)
-        config.setdefault("read_timeout", 20)
-        config["retries"] = {"max_attempts": 1, "mode": "standard"}
-        opts["config_kwargs"] = config
-    try:
-        fs = fsspec.filesystem(protocol, **opts)
-    except ImportError as err:
-        package = {"s3": "s3fs", "s3a": "s3fs", "gs": "gcsfs", "gcs": "gcsfs"}.get(protocol)
-        extra = "s3" if package == "s3fs" else "all"
-        raise MissingDependencyError(
-            f"{protocol}:// URLs need {package or 'an fsspec implementation'}: "
-            f"pip install 'nwbstore[{extra}]' ({err})"
-        ) from err
-    if hasattr(fs, "retries"):
-        fs.retries = 1  # s3fs's own retry loop on top of botocore's
-    return fs
-
-
-def _list_root(fs: Any, url: str, path: str, protocol: str, options: Mapping[str, Any]) -> set[str]:
-    """Names directly under ``path`` (one request); empty if nothing is there.
-
-    Raises ``StoreNotFoundError`` for a missing bucket or an unreachable endpoint.
-    """
-    bucket = path.split("/", 1)[0]
-    try:
-        entries = fs.ls(path, detail=False, refresh=True)
-        return {posixpath.basename(str(e).rstrip("/")) for e in entries}
-    except FileNotFoundError:
-        pass
-    except PermissionError as err:
-        raise ReadOnlyError(
-            f"access to {url} was denied ({err}); check the credentials in storage_options "
-            "(key/secret) or the AWS environment variables"
-        ) from err
-    except Exception as err:  # botocore/aiohttp connection errors have no common base
-        raise StoreNotFoundError(
-            f"cannot reach {protocol.upper()} endpoint {endpoint_of(options)} for {url}: "
-            f"{type(err).__name__}: {err}. Check endpoint_url in storage_options or "
-            "AWS_ENDPOINT_URL."
-        ) from err
-    if protocol in ("s3", "s3a") and not _bucket_exists(fs, bucket):
-        raise StoreNotFoundError(
-            f"bucket {bucket!r} of {url} does not exist at {endpoint_of(options)}; "
-            "create it first (nwbstore does not create buckets)"
-        )
-    return set()
-
-
-def _bucket_exists(fs: Any, bucket: str) -> bool:
-    try:
-        fs.call_s3("head_bucket", Bucket=bucket)
-        return True
-    except Exception:
-        return False
-
-
 def _open_fsspec(
     url: str, protocol: str, path: str, mode: str, zarr_format: int, options: Mapping[str, Any]
 ) -> Location:
     from zarr.storage import FsspecStore
 
-    probe = _probe_filesystem(protocol, options)
+    probe = probe_filesystem(protocol, options)
     path = path.rstrip("/")
-    names = _list_root(probe, url, path, protocol, options)
+    names = list_root(probe, url, path, protocol, options)
     found, consolidated = _format_from_names(names)
     _check_mode(url, mode, found, names)
 

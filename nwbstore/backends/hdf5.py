@@ -22,6 +22,7 @@ import h5py
 import hdf5plugin  # noqa: F401 - registers the plugin filters with HDF5
 
 from nwbstore.backends._hdf5_nodes import HDF5Dataset, HDF5Group
+from nwbstore.backends._remote import probe_url
 from nwbstore.backends.registry import split_protocol
 from nwbstore.errors import (
     ReadOnlyError,
@@ -178,6 +179,12 @@ class HDF5Store(Store):
         import fsspec
 
         options = dict(storage_options or {})
+        # one quick request first: a missing s3fs, an unreachable endpoint or a missing bucket
+        # or key is reported at once, not after botocore's retries
+        if not probe_url(url, options):
+            raise StoreNotFoundError(
+                f"{url} does not exist (check the bucket, the key and storage_options)"
+            )
         fs, path = fsspec.core.url_to_fs(url, **options)
         open_kwargs: dict[str, Any] = {}
         if "default_block_size" not in options:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from nwbstore.backends._remote import probe_url
 from nwbstore.errors import (
     MissingDependencyError,
     StoreNotFoundError,
@@ -142,6 +143,10 @@ def _sniff_remote(
 ) -> tuple[str | None, list[str]]:
     import fsspec
 
+    # one quick request first: a missing s3fs, an unreachable endpoint or a missing bucket is
+    # reported at once, not after botocore's retries on each of the lookups below
+    if not probe_url(url, storage_options):
+        raise StoreNotFoundError(f"{url} does not exist (nothing found at that URL)")
     fs, path = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
     tried = []
     for marker in ("zarr.json", ".zgroup", ".zarray"):
