@@ -106,6 +106,7 @@ def measure(cmd: list[str]) -> tuple[float, float]:
 
 HDMF_EXPORT = """
 import sys
+import hdf5plugin  # users must import it themselves for plugin filters (Zstd, Blosc)
 from pynwb import NWBHDF5IO
 from hdmf_zarr.nwb import NWBZarrIO
 with NWBHDF5IO(sys.argv[1], "r") as read_io:

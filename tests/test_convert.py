@@ -286,3 +286,47 @@ def test_memory_is_bounded_by_chunks_not_dataset(tmp_path: Path) -> None:
         25_000,
         2048,
     ]
+
+
+def test_distributed_scheduler_copies_on_workers(rich: Path, tmp_path: Path) -> None:
+    """scheduler= spreads block copies over a LocalCluster on loopback."""
+    from dask.distributed import Client, LocalCluster
+
+    out = tmp_path / "dask.nwb.zarr"
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        report = nwbstore.convert(rich, out, scheduler=client, fallback="zstd", progress=False)
+        assert client.run(lambda: 1)  # the workers were alive during the run
+    assert report.chunks_transcoded > 0
+    assert nwbstore.verify(rich, out).ok
+    with pytest.raises(nwbstore.errors.SettingsError, match="Zarr destination"):
+        nwbstore.convert(rich, tmp_path / "x.nwb", scheduler="tcp://127.0.0.1:1", progress=False)
+
+
+def test_convert_to_s3_and_back(rich: Path, tmp_path: Path, s3_server, s3_bucket) -> None:
+    """Straight to object storage with the caller's storage_options on every call."""
+    url = f"s3://{s3_bucket}/rich.nwb.zarr"
+    opts = s3_server.storage_options
+    report = nwbstore.convert(
+        rich, url, fallback="zstd", links="resolve", storage_options=opts, progress=False
+    )
+    assert report.chunks_raw > 0
+    fs = s3_server.filesystem()
+    root = json.loads(fs.cat(f"{s3_bucket}/rich.nwb.zarr/zarr.json"))
+    assert "consolidated_metadata" in root and "_NWBSTORE_INCOMPLETE" not in root["attributes"]
+    assert nwbstore.verify(rich, url, storage_options=opts, links="resolve").ok
+    back = tmp_path / "back.nwb"
+    nwbstore.convert(url, back, storage_options=opts, progress=False)
+    assert _read_nwb_hdf5(back) == _read_nwb_hdf5(rich)
+
+
+def test_cli_config_prints_layout(rich: Path, capsys) -> None:
+    assert main(["config", str(rich)]) == 0
+    out = capsys.readouterr().out
+    block = out.split("acquisition/ElectricalSeries/data\n", 1)[1].split("\n\n\n", 1)[0]
+    assert "chunk shape : (4096, 32)" in block
+    assert "compression method : zlib" in block and "shuffle" in block

@@ -84,6 +84,7 @@ class _Job:
     completed: set[str]
     deferred: list[Callable[[], None]] = dataclasses.field(default_factory=list)
     converted: dict[str, str] = dataclasses.field(default_factory=dict)
+    cluster: Any = None  # a DistributedCopier when scheduler= is given
 
 
 def _destination_settings(job: _Job, path: str, src: Dataset) -> DatasetSettings | None:
@@ -213,7 +214,12 @@ def _copy_dataset(job: _Job, src: Dataset, parent: Group, name: str) -> None:
 
         job.deferred.append(write_ref_values)
         return
-    if src.size:
+    if src.size and job.cluster is not None and job.first_n is None:
+        dst.store.flush()
+        job.cluster.copy(src, dst, job.report)
+        if tick is not None:
+            tick(src.nbytes)
+    elif src.size:
         all_raw = copy_values(
             src, dst, job.report, jobs=job.jobs, raw=job.raw, on_progress=tick, first_n=job.first_n
         )
@@ -438,9 +444,10 @@ def convert(
             completed=completed,
         )
         if scheduler is not None:
-            from nwbstore.convert.distributed import attach
+            from nwbstore.convert.distributed import DistributedCopier
 
-            attach(job, scheduler)
+            job.cluster = DistributedCopier(scheduler, dest.format, options)
+            exits.callback(job.cluster.close)
         _copy_group(job, source.root, dest.root)
         for step in job.deferred:
             step()
