@@ -8,7 +8,6 @@ chunk; (2) object references (attributes and reference values), once every targe
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -456,7 +455,3 @@ def convert(
     report.seconds = time.perf_counter() - started
     return report
 
-
-def report_json(report: ConversionReport) -> str:
-    """The report as JSON text (for ``nwbstore convert --json``)."""
-    return json.dumps(report.to_dict(), indent=2)
