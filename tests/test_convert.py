@@ -330,3 +330,19 @@ def test_cli_config_prints_layout(rich: Path, capsys) -> None:
     block = out.split("acquisition/ElectricalSeries/data\n", 1)[1].split("\n\n\n", 1)[0]
     assert "chunk shape : (4096, 32)" in block
     assert "compression method : zlib" in block and "shuffle" in block
+
+
+def test_corrupt_chunk_names_dataset_and_chunk(tmp_path: Path) -> None:
+    from nwbstore.errors import CorruptChunkError
+
+    src = tmp_path / "corrupt.h5"
+    with h5py.File(src, "w") as f:
+        ds = f.create_dataset(
+            "data", data=np.arange(4000, dtype="f8"), chunks=(1000,), compression="gzip"
+        )
+        offset = ds.id.get_chunk_info(2).byte_offset
+    with open(src, "r+b") as fh:  # scribble over the third chunk's deflate stream
+        fh.seek(offset)
+        fh.write(b"\xff" * 64)
+    with pytest.raises(CorruptChunkError, match=r"chunk index \(2,\) of dataset '/data'"):
+        nwbstore.convert(src, tmp_path / "out.zarr", raw=False, progress=False)

@@ -96,6 +96,21 @@ def _run(tasks: Iterable[Callable[[], None]], jobs: int) -> None:
             fut.result()
 
 
+def _corrupt_chunk_error(src: Dataset, sel: tuple[slice, ...], err: OSError) -> CorruptChunkError:
+    """Find the first unreadable chunk inside ``sel`` and name it with the dataset."""
+    where = f"dataset {src.name!r} in {src.store.url}"
+    chunks = src.chunks
+    if chunks is None:
+        return CorruptChunkError(f"cannot read {where} (contiguous): {err}")
+    grid = [range(s.start // c, -(-s.stop // c)) for s, c in zip(sel, chunks, strict=True)]
+    for index in itertools.product(*grid):
+        try:
+            src[_chunk_selection(index, chunks, src.shape)]
+        except OSError as chunk_err:
+            return CorruptChunkError(f"cannot read chunk index {index} of {where}: {chunk_err}")
+    return CorruptChunkError(f"cannot read {where}: {err}")
+
+
 def _chunk_selection(index: tuple[int, ...], chunks: tuple[int, ...], shape: tuple[int, ...]):
     return tuple(
         slice(i * c, min((i + 1) * c, s)) for i, c, s in zip(index, chunks, shape, strict=True)
@@ -145,7 +160,10 @@ def copy_values(
 
     def make(sel: tuple[slice, ...]) -> Callable[[], None]:
         def task() -> None:
-            values = src[sel]
+            try:
+                values = src[sel]
+            except OSError as err:
+                raise _corrupt_chunk_error(src, sel, err) from err
             if value_map is not None:
                 values = value_map(values)
             dst[sel] = values
