@@ -64,19 +64,7 @@ def describe_dataset(
         per = math.prod(s // c for s, c in zip(settings.shards, chunks, strict=True))
         lines.append(f"  chunks per shard : {per}")
     lines.append("")
-    lines.append(f"  compression method : {settings.compression or 'none'}")
-    if settings.compression_opts:
-        opts = ", ".join(f"{k}={v!r}" for k, v in settings.compression_opts.items())
-        lines.append(f"  compression options : {opts}")
-    extra = [s.name for s in settings.filters] + (["shuffle"] if settings.shuffle else [])
-    if extra:
-        lines.append(f"  filters : {', '.join(extra)}")
-    if settings.checksum:
-        lines.append(f"  checksum : {settings.checksum}")
-    if settings.fill_value is not None:
-        lines.append(f"  fill value : {settings.fill_value!r}")
-    if settings.maxshape is not None:
-        lines.append(f"  maxshape : {settings.maxshape}")
+    lines.extend(settings.codec_lines())
     return "\n".join(lines)
 
 

@@ -430,20 +430,12 @@ class DatasetSettings:
             parts.append(f"{spec.name}({opts})" if opts else spec.name)
         return " -> ".join(parts) if parts else "none"
 
-    def __str__(self) -> str:
-        lines = [
-            "DatasetSettings",
-            f"  chunk shape : {self.chunks if self.chunks is not None else 'contiguous'}",
-        ]
-        if self.shards is not None:
-            lines.append(f"  shard shape : {self.shards}")
-        if self.compression is not None:
+    def codec_lines(self) -> list[str]:
+        """The codec, fill value and maxshape lines of the NeuroConv-style layout."""
+        lines = [f"  compression method : {self.compression or 'none'}"]
+        if self.compression is not None and self.compression_opts:
             opts = ", ".join(f"{k}={v!r}" for k, v in self.compression_opts.items())
-            lines.append(f"  compression method : {self.compression}")
-            if opts:
-                lines.append(f"  compression options : {opts}")
-        else:
-            lines.append("  compression method : none")
+            lines.append(f"  compression options : {opts}")
         if self.filters or self.shuffle:
             names = [s.name for s in self.filters] + (["shuffle"] if self.shuffle else [])
             lines.append(f"  filters : {', '.join(names)}")
@@ -453,6 +445,16 @@ class DatasetSettings:
             lines.append(f"  fill value : {self.fill_value!r}")
         if self.maxshape is not None:
             lines.append(f"  maxshape : {self.maxshape}")
+        return lines
+
+    def __str__(self) -> str:
+        lines = [
+            "DatasetSettings",
+            f"  chunk shape : {self.chunks if self.chunks is not None else 'contiguous'}",
+        ]
+        if self.shards is not None:
+            lines.append(f"  shard shape : {self.shards}")
+        lines.extend(self.codec_lines())
         return "\n".join(lines)
 
 

@@ -18,15 +18,8 @@ def _settings_summary(ds: Dataset) -> str:
     parts = [f"chunks={s.chunks}" if s.chunks is not None else "contiguous"]
     if s.shards is not None:
         parts.append(f"shards={s.shards}")
-    codec = s.compression
-    if codec:
-        parts.append(
-            f"{codec}" + (f"({s.compression_opts})" if s.compression_opts is not None else "")
-        )
-    if s.shuffle:
-        parts.append("shuffle")
-    if s.checksum:
-        parts.append("checksum")
+    if s.pipeline:
+        parts.append(s.describe_compression())
     return ", ".join(parts)
 
 
