@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Attributes",
     "Capabilities",
+    "ChunkLocation",
     "Dataset",
     "Group",
     "Link",
@@ -51,16 +52,77 @@ WRITE_MODES = frozenset({"r+", "w", "w-", "x", "a"})
 
 
 @dataclass(frozen=True, slots=True)
+class ChunkLocation:
+    """Where a stored chunk's bytes sit in a local file: ``size`` bytes from ``offset``.
+
+    Backends that know it (HDF5 on the sec2 driver, Zarr on local disk) hand it out so a
+    destination on local disk can copy the bytes file to file, without passing them
+    through Python.
+    """
+
+    path: str
+    offset: int
+    size: int
+
+
 class StoredChunk:
     """One chunk as stored: its chunk-grid position, encoded bytes and HDF5 filter mask.
 
-    ``filter_mask`` is HDF5's per-chunk mask (a set bit means that filter was skipped for this
-    chunk); it is always 0 for Zarr.
+    Parameters
+    ----------
+    index
+        Position in the chunk grid.
+    data
+        The encoded bytes, when already in memory.
+    filter_mask
+        HDF5's per-chunk mask (a set bit means that filter was skipped for this chunk);
+        always 0 for Zarr.
+    location
+        Where the bytes sit in a local file, when the backend knows it.
+    load
+        Reads the bytes on demand (used when ``data`` is not given), so iterating over
+        chunks does not hold them all in memory.
+    nbytes
+        Size of the encoded bytes (taken from ``data`` or ``location`` when not given).
     """
 
-    index: tuple[int, ...]
-    data: bytes
-    filter_mask: int = 0
+    __slots__ = ("_data", "_load", "filter_mask", "index", "location", "nbytes")
+
+    def __init__(
+        self,
+        index: tuple[int, ...],
+        data: bytes | None = None,
+        filter_mask: int = 0,
+        *,
+        location: ChunkLocation | None = None,
+        load: Callable[[], bytes] | None = None,
+        nbytes: int | None = None,
+    ) -> None:
+        if data is None and load is None:
+            raise ValueError(f"stored chunk {index}: give its data or a way to load it")
+        self.index = tuple(index)
+        self.filter_mask = filter_mask
+        self.location = location
+        self._data = data
+        self._load = load
+        if nbytes is None:
+            nbytes = len(data) if data is not None else location.size if location else -1
+        self.nbytes = nbytes
+
+    @property
+    def data(self) -> bytes:
+        """The encoded bytes (read now if they were not loaded yet; not kept)."""
+        if self._data is not None:
+            return self._data
+        assert self._load is not None
+        return self._load()
+
+    def __repr__(self) -> str:
+        where = f" at {self.location.path}+{self.location.offset}" if self.location else ""
+        return (
+            f"<StoredChunk {self.index}: {self.nbytes} bytes, "
+            f"filter_mask {self.filter_mask}{where}>"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -661,6 +723,14 @@ class Dataset(Node):
             f"{self.store.backend} cannot write stored chunks to {self.name!r}; "
             "write decoded data with dataset[...] = values instead"
         )
+
+    def copy_stored_chunk(self, chunk: StoredChunk) -> None:
+        """Store ``chunk`` (from a dataset with the same chunk shape and codec pipeline).
+
+        Backends on local disk copy ``chunk.location`` file to file when it is set; the
+        default writes ``chunk.data`` with :meth:`write_stored_chunk`.
+        """
+        self.write_stored_chunk(chunk.index, chunk.data)
 
     def __repr__(self) -> str:
         return (

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import h5py
@@ -15,6 +17,7 @@ from nwbstore.backends._hdf5_types import (
     from_h5py_dtype,
     to_h5py_dtype,
 )
+from nwbstore.backends._local_files import read_location
 from nwbstore.errors import (
     NodeNotFoundError,
     SettingsError,
@@ -22,7 +25,7 @@ from nwbstore.errors import (
     UnsupportedOperationError,
 )
 from nwbstore.links import ExternalLink, SoftLink, join_path
-from nwbstore.nodes import Dataset, Group, Link, StoredChunk
+from nwbstore.nodes import ChunkLocation, Dataset, Group, Link, StoredChunk
 
 if TYPE_CHECKING:
     from nwbstore.backends.hdf5 import HDF5Store
@@ -190,12 +193,43 @@ class HDF5Dataset(Dataset):
             If the dataset is contiguous (not chunked).
         """
         chunks = self._chunk_shape("read stored chunks of")
-        offsets: list[tuple[int, ...]] = []
-        self._ds.id.chunk_iter(lambda info: offsets.append(tuple(info.chunk_offset)))
-        for offset in sorted(offsets):
-            mask, data = self._ds.id.read_direct_chunk(offset)
+        infos: list[Any] = []
+        self._ds.id.chunk_iter(infos.append)
+        infos.sort(key=lambda info: tuple(info.chunk_offset))
+        local_file = self._plain_local_file()
+        for info in infos:
+            offset = tuple(info.chunk_offset)
             index = tuple(o // c for o, c in zip(offset, chunks, strict=True))
-            yield StoredChunk(index=index, data=bytes(data), filter_mask=int(mask))
+            if local_file is not None:
+                location = ChunkLocation(local_file, int(info.byte_offset), int(info.size))
+                yield StoredChunk(
+                    index,
+                    filter_mask=int(info.filter_mask),
+                    location=location,
+                    load=partial(read_location, location),
+                )
+            else:
+                yield StoredChunk(
+                    index,
+                    filter_mask=int(info.filter_mask),
+                    nbytes=int(info.size),
+                    load=partial(self._read_direct_chunk, offset),
+                )
+
+    def _read_direct_chunk(self, offset: tuple[int, ...]) -> bytes:
+        return bytes(self._ds.id.read_direct_chunk(offset)[1])
+
+    def _plain_local_file(self) -> str | None:
+        """The file's path when chunk addresses are byte offsets in it (read-only sec2/stdio).
+
+        Chunk addresses from HDF5 already count the user block; the family driver splits
+        the address space over several files, and a file open for writing may hold chunks
+        not yet flushed, so those read through HDF5 instead.
+        """
+        h5file = self._ds.file
+        if h5file.mode != "r" or h5file.driver not in ("sec2", "stdio"):
+            return None
+        return os.path.abspath(h5file.filename)
 
     def write_stored_chunk(self, index: tuple[int, ...], data: bytes) -> None:
         """Store one already-filtered chunk at chunk-grid position ``index``."""

@@ -24,7 +24,11 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import numpy as np
 import zarr
 
-from nwbstore.backends._zarr_chunks import iter_stored_chunks, write_stored_chunk
+from nwbstore.backends._zarr_chunks import (
+    copy_stored_chunk,
+    iter_stored_chunks,
+    write_stored_chunk,
+)
 from nwbstore.backends._zarr_links import (
     link_attr_name,
     link_entries,
@@ -333,6 +337,10 @@ class ZarrDataset(Dataset):
     def write_stored_chunk(self, index: tuple[int, ...], data: bytes) -> None:
         self.store._check_writable(f"write a chunk of {self.name!r}")
         write_stored_chunk(self._array, self.name, index, data)
+
+    def copy_stored_chunk(self, chunk: StoredChunk) -> None:
+        self.store._check_writable(f"write a chunk of {self.name!r}")
+        copy_stored_chunk(self._array, self.name, chunk)
 
     def _write(self, selection: Any, value: Any) -> None:
         where = f"dataset {self.name!r} in {self.store.url}"

@@ -195,11 +195,17 @@ def _copy_raw(
                     raise CorruptChunkError(
                         f"cannot read chunk {chunk.index} of {src.name!r} in {src.store.url}: {err}"
                     ) from err
-                report.add_chunks(transcoded=1, read=len(chunk.data), written=len(chunk.data))
+                report.add_chunks(transcoded=1, read=chunk.nbytes, written=chunk.nbytes)
             else:
-                dst.write_stored_chunk(chunk.index, chunk.data)
-                report.add_chunks(raw=1, read=len(chunk.data), written=len(chunk.data))
-            tick(len(chunk.data))
+                try:
+                    dst.copy_stored_chunk(chunk)
+                except CorruptChunkError as err:
+                    raise CorruptChunkError(
+                        f"cannot copy stored chunk {chunk.index} of {src.name!r} in "
+                        f"{src.store.url}: {err}"
+                    ) from err
+                report.add_chunks(raw=1, read=chunk.nbytes, written=chunk.nbytes)
+            tick(chunk.nbytes)
 
         return task
 

@@ -454,4 +454,3 @@ def convert(
     marker.publish(dst_url, options)
     report.seconds = time.perf_counter() - started
     return report
-
