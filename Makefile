@@ -42,7 +42,7 @@ test: $(STAMP) lint docs
 	$(PY) -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP)
-	$(PY) benchmarks/bench_convert.py
+	$(PY) benchmarks/bench_convert.py --size-mb 750 3000 --repeat 3
 
 clean:
 	rm -rf $(VENV) site .pytest_cache .mypy_cache .ruff_cache

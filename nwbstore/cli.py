@@ -97,7 +97,6 @@ def _parse_chunks(text: str | None) -> str | tuple[int, ...] | None:
 
 
 def _cmd_convert(args: argparse.Namespace, *, first_n: int | None = None) -> int:
-    import nwbstore
     from nwbstore.convert import convert
 
     opts = _storage_options(args)
@@ -118,6 +117,7 @@ def _cmd_convert(args: argparse.Namespace, *, first_n: int | None = None) -> int
         resume=args.resume,
         raw=not args.no_raw,
         first_n=first_n,
+        allow_pickle=args.allow_pickle,
     )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
@@ -125,7 +125,7 @@ def _cmd_convert(args: argparse.Namespace, *, first_n: int | None = None) -> int
         print(report)
     if args.verify:
         result = (
-            nwbstore.verify(args.src, args.dst, storage_options=opts, links=args.links)
+            _verify(args.src, args.dst, opts, args.links, args.allow_pickle)
             if first_n is None
             else None
         )
@@ -139,12 +139,15 @@ def _cmd_truncate(args: argparse.Namespace) -> int:
     return _cmd_convert(args, first_n=args.n)
 
 
-def _cmd_verify(args: argparse.Namespace) -> int:
+def _verify(src: str, dst: str, opts: dict[str, Any], links: str, allow_pickle: bool) -> Any:
     import nwbstore
 
-    result = nwbstore.verify(
-        args.src, args.dst, storage_options=_storage_options(args), links=args.links
-    )
+    with nwbstore.open(src, "r", storage_options=opts, allow_pickle=allow_pickle) as source:
+        return nwbstore.verify(source, dst, storage_options=opts, links=links)
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    result = _verify(args.src, args.dst, _storage_options(args), args.links, args.allow_pickle)
     print(result)
     return 0 if result.ok else 1
 
@@ -166,6 +169,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     run_demo(args.workdir)
     return 0
+
+
+_ALLOW_PICKLE_HELP = (
+    "read legacy Pickle-encoded source arrays (hdmf-zarr <= 0.13) with nwbstore's decoder: "
+    "plain values only, no code run; use only for sources you trust"
+)
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -210,6 +219,7 @@ def _build_parser() -> argparse.ArgumentParser:
         p.add_argument("--no-raw", action="store_true", help="always decode and re-encode")
         p.add_argument("--verify", action="store_true", help="verify the result afterwards")
         p.add_argument("--json", action="store_true", help="print the report as JSON")
+        p.add_argument("--allow-pickle", action="store_true", help=_ALLOW_PICKLE_HELP)
         p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or report")
         p.add_argument("--endpoint-url", help="S3 endpoint (else AWS_ENDPOINT_URL)")
         p.add_argument("--storage-options", help="JSON dict of fsspec/s3fs options")
@@ -227,6 +237,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("src")
     p.add_argument("dst")
     p.add_argument("--links", choices=["keep", "resolve"], default="keep")
+    p.add_argument("--allow-pickle", action="store_true", help=_ALLOW_PICKLE_HELP)
     p.add_argument("--endpoint-url", help="S3 endpoint (else AWS_ENDPOINT_URL)")
     p.add_argument("--storage-options", help="JSON dict of fsspec/s3fs options")
     p.set_defaults(func=_cmd_verify)

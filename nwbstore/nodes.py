@@ -81,7 +81,7 @@ class StoredChunk:
         Where the bytes sit in a local file, when the backend knows it.
     load
         Reads the bytes on demand (used when ``data`` is not given), so iterating over
-        chunks does not hold them all in memory.
+        chunks does not hold them all in memory. Ask for ``data`` while the store is open.
     nbytes
         Size of the encoded bytes (taken from ``data`` or ``location`` when not given).
     """
@@ -705,6 +705,24 @@ class Dataset(Node):
 
         Raises
         ------
+        NwbStoreError
+            If the backend cannot hand out stored chunks (``capabilities.raw_chunks``).
+        """
+        raise UnsupportedOperationError(
+            f"{self.store.backend} cannot read stored chunks of {self.name!r}; "
+            "read decoded data with dataset[...] instead"
+        )
+
+    def read_stored_chunk(self, index: tuple[int, ...]) -> StoredChunk | None:
+        """Return the chunk at chunk-grid position ``index`` as stored, or None if unallocated.
+
+        Like :meth:`iter_stored_chunks`, the bytes are loaded when ``data`` is asked for
+        where the backend can defer them.
+
+        Raises
+        ------
+        SettingsError
+            If ``index`` is outside the chunk grid.
         NwbStoreError
             If the backend cannot hand out stored chunks (``capabilities.raw_chunks``).
         """

@@ -34,6 +34,7 @@ def open(
     zarr_format: int = 3,
     storage_options: Mapping[str, Any] | None = None,
     allow_incomplete: bool = False,
+    allow_pickle: bool = False,
 ) -> Store:
     """Open an HDF5 file or a Zarr store, local or remote.
 
@@ -63,6 +64,11 @@ def open(
     allow_incomplete
         Open a store whose conversion or streaming write has not finished (it carries the
         incomplete mark). By default such a store is refused with ``IncompleteStoreError``.
+    allow_pickle
+        Zarr only: read legacy arrays that declare the Pickle codec (hdmf-zarr <= 0.13 object
+        arrays) with nwbstore's own decoder, which accepts plain values (text, numbers, lists,
+        dicts, references) and never runs code from the data; those datasets are read-only.
+        By default reading them raises ``PickleRefusedError``.
 
     Returns
     -------
@@ -79,6 +85,9 @@ def open(
         A write mode on a backend or location that cannot be written.
     IncompleteStoreError
         The store's writing did not finish (see ``allow_incomplete``).
+    PickleRefusedError
+        (When a dataset is read.) It declares the Pickle codec and ``allow_pickle`` is False,
+        or its Pickle data holds more than plain values.
 
     Examples
     --------
@@ -103,7 +112,7 @@ def open(
     elif driver is not None:
         raise UnknownFormatError(f"driver={driver!r} applies to HDF5 files, and {url_s} is Zarr")
     else:
-        options.update(zarr_format=zarr_format)
+        options.update(zarr_format=zarr_format, allow_pickle=allow_pickle)
     store: Store = cls.open_url(url_s, mode, backend=backend, **options)  # type: ignore[attr-defined]
     if not allow_incomplete and mode in ("r", "r+", "a") and _is_incomplete(store):
         store.close()

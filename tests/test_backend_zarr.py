@@ -233,8 +233,8 @@ def test_write_resize_append(tmp_path: Path) -> None:
     path = tmp_path / "r.zarr"
     with nwbstore.open(path, "w") as store:
         ds = store.root.create_dataset("x", data=np.arange(4, dtype="i4"))
-        assert ds.maxshape == (None,)
-        assert ds.settings.maxshape == (None,)
+        assert ds.maxshape == (None,)  # a Zarr array can always grow
+        assert ds.settings.maxshape is None  # but no limit was declared: an HDF5 copy is fixed
         ds.append([4, 5])
         ds[0] = 10
         text = store.root.create_dataset("t", data=["a"])
@@ -269,6 +269,7 @@ def test_attributes(tmp_path: Path, fmt: int) -> None:
     g = _zopen(path)
     assert g.attrs["s"] == "text" and g.attrs["i"] == 3 and g.attrs["b"] is True
     assert g.attrs["arr"] == [0, 1, 2] and g.attrs["bytes"] == "raw"
+    assert g.attrs[".specloc"] == "x"  # hdmf-zarr stores the spec location as a plain path
     if fmt == 3:
         assert g["x"].attrs["ref"] == {"_REFERENCE": {"source": ".", "path": "/x"}}
     else:
@@ -573,7 +574,9 @@ def test_reads_links_written_by_hdmf_zarr(tmp_path: Path) -> None:
         link = store["acquisition/ts2"].get_link("timestamps")
         assert link == SoftLink("/acquisition/ts1/timestamps")
         np.testing.assert_allclose(store["acquisition/ts2/timestamps"][:], np.arange(4.0) / 10)
-        assert store.root.attrs[".specloc"] == "specifications"
+        # hdmf-zarr's plain path reads as the object reference HDF5 NWB files hold there
+        assert store.root.attrs[".specloc"] == Reference("/specifications")
+    assert zarr.open_group(path, mode="r").attrs[".specloc"] == "specifications"
 
 
 def test_hdmf_zarr_reads_links_and_references_written_by_nwbstore(tmp_path: Path) -> None:

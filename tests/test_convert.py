@@ -35,10 +35,14 @@ def _read_nwb_hdf5(path: Path) -> dict:
         return _summary(io.read())
 
 
-def _read_nwb_zarr(path: Path) -> dict:
-    from hdmf_zarr import NWBZarrIO
+def _read_nwb_zarr(path: Path, zarr_format: int = 3) -> dict:
+    """Read through hdmf-zarr (v3: NWBZarrIO, v2: NWBZarrV2IO), validating with pynwb first."""
+    from hdmf_zarr import NWBZarrIO, NWBZarrV2IO
+    from pynwb import validate
 
-    with NWBZarrIO(str(path), "r") as io:
+    reader = NWBZarrIO if zarr_format == 3 else NWBZarrV2IO
+    with reader(str(path), "r") as io:
+        assert validate(io=io) == []
         return _summary(io.read())
 
 
@@ -81,8 +85,8 @@ def test_rich_nwb_to_zarr_and_back(rich: Path, tmp_path: Path, zarr_format: int)
     assert nwbstore.verify(rich, out).ok
     group = zarr.open_group(out, mode="r")
     assert group.metadata.zarr_format == zarr_format
-    if zarr_format == 3:
-        assert _read_nwb_zarr(out) == expected
+    assert group.attrs[".specloc"] == "specifications"  # hdmf-zarr's plain-path form
+    assert _read_nwb_zarr(out, zarr_format) == expected
     back = tmp_path / "back.nwb"
     nwbstore.convert(out, back, progress=False)
     assert nwbstore.verify(rich, back).ok
@@ -90,6 +94,9 @@ def test_rich_nwb_to_zarr_and_back(rich: Path, tmp_path: Path, zarr_format: int)
     from pynwb import validate
 
     assert validate(path=str(back)) == []
+    with h5py.File(back, "r") as f:  # an object reference again, as pynwb writes it
+        assert isinstance(f.attrs[".specloc"], h5py.Reference)
+        assert f[f.attrs[".specloc"]].name == "/specifications"
 
 
 def test_hdf5_to_hdf5_keeps_filters_and_links(rich: Path, tmp_path: Path) -> None:
@@ -345,3 +352,25 @@ def test_corrupt_chunk_names_dataset_and_chunk(tmp_path: Path) -> None:
         fh.write(b"\xff" * 64)
     with pytest.raises(CorruptChunkError, match=r"chunk index \(2,\) of dataset '/data'"):
         nwbstore.convert(src, tmp_path / "out.zarr", raw=False, progress=False)
+
+
+def test_maxshape_round_trips_between_formats(tmp_path: Path) -> None:
+    """Declared limits travel; a Zarr array without one becomes a fixed-size HDF5 dataset."""
+    src = tmp_path / "a.h5"
+    with h5py.File(src, "w") as f:
+        f.create_dataset("fixed", data=np.arange(10), chunks=(5,))
+        f.create_dataset("grows", data=np.arange(10), chunks=(5,), maxshape=(None,))
+        f.create_dataset("capped", data=np.zeros((4, 3)), chunks=(2, 3), maxshape=(8, 3))
+    zarr_copy = tmp_path / "b.zarr"
+    nwbstore.convert(src, zarr_copy, progress=False)
+    back = tmp_path / "c.h5"
+    nwbstore.convert(zarr_copy, back, progress=False)
+    with h5py.File(back, "r") as f:
+        assert f["fixed"].maxshape == (10,)
+        assert f["grows"].maxshape == (None,)
+        assert f["capped"].maxshape == (8, 3)
+    plain = zarr.open_group(tmp_path / "plain.zarr", mode="w")
+    plain.create_array("x", data=np.arange(6), chunks=(3,))
+    nwbstore.convert(tmp_path / "plain.zarr", tmp_path / "plain.h5", progress=False)
+    with h5py.File(tmp_path / "plain.h5", "r") as f:
+        assert f["x"].maxshape == (6,) and f["x"].chunks == (3,)

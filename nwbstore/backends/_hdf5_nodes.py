@@ -200,21 +200,52 @@ class HDF5Dataset(Dataset):
         for info in infos:
             offset = tuple(info.chunk_offset)
             index = tuple(o // c for o, c in zip(offset, chunks, strict=True))
-            if local_file is not None:
-                location = ChunkLocation(local_file, int(info.byte_offset), int(info.size))
-                yield StoredChunk(
-                    index,
-                    filter_mask=int(info.filter_mask),
-                    location=location,
-                    load=partial(read_location, location),
-                )
-            else:
-                yield StoredChunk(
-                    index,
-                    filter_mask=int(info.filter_mask),
-                    nbytes=int(info.size),
-                    load=partial(self._read_direct_chunk, offset),
-                )
+            yield self._stored_chunk(index, offset, info, local_file)
+
+    def read_stored_chunk(self, index: tuple[int, ...]) -> StoredChunk | None:
+        """Return the chunk at grid position ``index`` as stored, or None if never allocated.
+
+        Raises
+        ------
+        SettingsError
+            If ``index`` is outside the chunk grid.
+        UnsupportedOperationError
+            If the dataset is contiguous (not chunked).
+        """
+        chunks = self._chunk_shape("read stored chunks of")
+        index = tuple(int(i) for i in index)
+        self._check_index(index, chunks)
+        offset = tuple(i * c for i, c in zip(index, chunks, strict=True))
+        info = self._ds.id.get_chunk_info_by_coord(offset)
+        if info.byte_offset is None:
+            return None
+        return self._stored_chunk(index, offset, info, self._plain_local_file())
+
+    def _stored_chunk(
+        self, index: tuple[int, ...], offset: tuple[int, ...], info: Any, local_file: str | None
+    ) -> StoredChunk:
+        if local_file is not None:
+            location = ChunkLocation(local_file, int(info.byte_offset), int(info.size))
+            return StoredChunk(
+                index,
+                filter_mask=int(info.filter_mask),
+                location=location,
+                load=partial(read_location, location),
+            )
+        return StoredChunk(
+            index,
+            filter_mask=int(info.filter_mask),
+            nbytes=int(info.size),
+            load=partial(self._read_direct_chunk, offset),
+        )
+
+    def _check_index(self, index: tuple[int, ...], chunks: tuple[int, ...]) -> None:
+        grid = tuple(-(-s // c) for s, c in zip(self.shape, chunks, strict=True))
+        if len(index) != len(grid) or any(not 0 <= i < g for i, g in zip(index, grid, strict=True)):
+            raise SettingsError(
+                f"chunk index {tuple(index)} is outside the chunk grid {grid} of dataset "
+                f"{self.name!r} in {self.store.url}"
+            )
 
     def _read_direct_chunk(self, offset: tuple[int, ...]) -> bytes:
         return bytes(self._ds.id.read_direct_chunk(offset)[1])
@@ -235,12 +266,7 @@ class HDF5Dataset(Dataset):
         """Store one already-filtered chunk at chunk-grid position ``index``."""
         self.store._check_writable(f"write stored chunks to dataset {self.name!r}")
         chunks = self._chunk_shape("write stored chunks to")
-        grid = tuple(-(-s // c) for s, c in zip(self.shape, chunks, strict=True))
-        if len(index) != len(grid) or any(not 0 <= i < g for i, g in zip(index, grid, strict=True)):
-            raise SettingsError(
-                f"chunk index {tuple(index)} is outside the chunk grid {grid} of dataset "
-                f"{self.name!r} in {self.store.url}"
-            )
+        self._check_index(tuple(index), chunks)
         offset = tuple(i * c for i, c in zip(index, chunks, strict=True))
         self._ds.id.write_direct_chunk(offset, bytes(data), 0)
 

@@ -21,6 +21,7 @@ from nwbstore.errors import MissingDependencyError, ReadOnlyError, StoreNotFound
 
 __all__ = [
     "PROBE_CONNECT_TIMEOUT",
+    "denied_write",
     "endpoint_of",
     "list_root",
     "probe_filesystem",
@@ -43,6 +44,25 @@ def endpoint_of(storage_options: Mapping[str, Any]) -> str:
         or os.environ.get("AWS_ENDPOINT_URL_S3")
         or os.environ.get("AWS_ENDPOINT_URL")
         or "the default AWS endpoint"
+    )
+
+
+def denied_write(url: str, err: BaseException) -> ReadOnlyError:
+    """The error for a write to ``url`` that the object store refused (S3 AccessDenied).
+
+    Parameters
+    ----------
+    url
+        The store (or object) the write was for; named in the message.
+    err
+        What the filesystem raised (s3fs raises ``PermissionError`` for AccessDenied).
+    """
+    reason = " ".join(str(err).split()) or type(err).__name__
+    return ReadOnlyError(
+        f"no permission to write to {url} ({reason}): the credentials in use may only read. "
+        "Pass credentials that may write (key/secret in storage_options, or --storage-options "
+        "on the command line), and make sure the bucket policy allows s3:PutObject and "
+        "s3:DeleteObject on this prefix"
     )
 
 
@@ -105,6 +125,8 @@ def _check_bucket(fs: Any, url: str, path: str, protocol: str, options: Mapping[
     bucket = path.split("/", 1)[0]
     try:
         fs.call_s3("head_bucket", Bucket=bucket)
+    except PermissionError:
+        return  # 403, not 404: the bucket exists, these credentials may not ask about it
     except Exception:
         raise StoreNotFoundError(
             f"bucket {bucket!r} of {url} does not exist at {endpoint_of(options)}; "

@@ -22,7 +22,13 @@ from nwbstore.backends._local_files import copy_to_file, read_location
 from nwbstore.errors import CorruptChunkError, SettingsError, UnsupportedOperationError
 from nwbstore.nodes import ChunkLocation, StoredChunk
 
-__all__ = ["copy_stored_chunk", "iter_stored_chunks", "local_root", "write_stored_chunk"]
+__all__ = [
+    "copy_stored_chunk",
+    "iter_stored_chunks",
+    "local_root",
+    "read_stored_chunk",
+    "write_stored_chunk",
+]
 
 
 def _refuse_shards(array: zarr.Array, name: str) -> None:
@@ -76,6 +82,29 @@ def iter_stored_chunks(array: zarr.Array, name: str) -> Iterator[StoredChunk]:
             yield StoredChunk(index, location=location, load=partial(read_location, location))
         else:
             yield StoredChunk(index, load=partial(_get, store, key, name))
+
+
+def read_stored_chunk(array: zarr.Array, name: str, index: tuple[int, ...]) -> StoredChunk | None:
+    """Return the stored chunk at grid position ``index``, or None if it was never written.
+
+    On local disk the chunk carries its file as ``location`` and loads lazily; elsewhere its
+    bytes are fetched now (one request, which also tells whether the chunk exists).
+    """
+    _refuse_shards(array, name)
+    index = tuple(int(i) for i in index)
+    _check_index(array, name, index)
+    key = _key(array, index)
+    root = local_root(array)
+    if root is not None:
+        path = os.path.join(root, key)
+        try:
+            size = os.stat(path).st_size
+        except FileNotFoundError:
+            return None
+        location = ChunkLocation(path, 0, size)
+        return StoredChunk(index, location=location, load=partial(read_location, location))
+    buf = sync(array.store_path.store.get(key, prototype=default_buffer_prototype()))
+    return None if buf is None else StoredChunk(index, bytes(buf.to_bytes()))
 
 
 def _get(store: Any, key: str, name: str) -> bytes:

@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from zarr.abc.store import Store as ZarrStoreABC
+from zarr.core.buffer import Buffer
+from zarr.storage import FsspecStore
 
-from nwbstore.backends._remote import list_root, probe_filesystem
+from nwbstore.backends._remote import denied_write, list_root, probe_filesystem
 from nwbstore.errors import (
     StoreExistsError,
     StoreNotFoundError,
@@ -30,6 +32,7 @@ from nwbstore.errors import (
 __all__ = [
     "MEMORY_STORES",
     "Location",
+    "closed_on_error",
     "open_location",
     "quiet_zarr",
     "resolve_relative_url",
@@ -239,11 +242,58 @@ def _buffer_bytes(buf: Any) -> bytes | None:
 # -- fsspec (S3 and friends) ----------------------------------------------------------------
 
 
+class _WriteCheckedFsspecStore(FsspecStore):
+    """An ``FsspecStore`` whose refused writes raise nwbstore's error naming the store.
+
+    s3fs reports an S3 ``AccessDenied`` as a bare ``PermissionError``; here it becomes a
+    :class:`~nwbstore.errors.ReadOnlyError` that names the URL and says which credentials and
+    bucket permissions a write needs. Reads are untouched.
+
+    The store has its own filesystem instance (not fsspec's cache), so :meth:`close` can end
+    its HTTP session: s3fs never closes the session of an asynchronous instance, and aiohttp
+    then prints "Unclosed client session" when the interpreter exits.
+    """
+
+    def close(self) -> None:
+        super().close()
+        client = getattr(self.fs, "_s3", None)  # s3fs's aiobotocore client, once connected
+        if client is not None:
+            from zarr.core.sync import sync
+
+            self.fs._s3 = None  # a later request (after reopening) connects again
+            sync(client.close())
+
+    def _denied(self, err: PermissionError) -> Exception:
+        return denied_write(str(self.fs.unstrip_protocol(self.path)), err)
+
+    async def set(self, key: str, value: Buffer, byte_range: tuple[int, int] | None = None) -> None:
+        try:
+            await super().set(key, value, byte_range)
+        except PermissionError as err:
+            raise self._denied(err) from err
+
+    async def delete(self, key: str) -> None:
+        try:
+            await super().delete(key)
+        except PermissionError as err:
+            raise self._denied(err) from err
+
+    async def delete_dir(self, prefix: str) -> None:
+        try:
+            await super().delete_dir(prefix)
+        except PermissionError as err:
+            raise self._denied(err) from err
+
+    async def clear(self) -> None:
+        try:
+            await super().clear()
+        except PermissionError as err:
+            raise self._denied(err) from err
+
+
 def _open_fsspec(
     url: str, protocol: str, path: str, mode: str, zarr_format: int, options: Mapping[str, Any]
 ) -> Location:
-    from zarr.storage import FsspecStore
-
     probe = probe_filesystem(protocol, options)
     path = path.rstrip("/")
     names = list_root(probe, url, path, protocol, options)
@@ -261,9 +311,21 @@ def _open_fsspec(
             raise UnknownFormatError(f"{url} holds a Zarr array at its root, not a group")
         if found == 3:
             consolidated = _v3_consolidated(read(_V3_MARKER))
-    store = FsspecStore.from_url(url, storage_options=dict(options), read_only=mode == "r")
+    store = _WriteCheckedFsspecStore.from_url(
+        url, storage_options={**options, "skip_instance_cache": True}, read_only=mode == "r"
+    )
     exists = found is not None and mode != "w"
     return Location(store, found if exists and found else zarr_format, exists, consolidated)
+
+
+@contextmanager
+def closed_on_error(store: ZarrStoreABC) -> Iterator[None]:
+    """Close ``store`` (and its HTTP session) if the block raises, then re-raise."""
+    try:
+        yield
+    except BaseException:
+        store.close()
+        raise
 
 
 def open_location(

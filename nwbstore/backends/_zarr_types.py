@@ -9,7 +9,9 @@ Storage forms (what hdmf-zarr 0.14 writes for Zarr v3, and what ZarrV2IO reads f
 - compound with text/reference fields: a structured dtype whose ``U<n>`` fields hold the text
   or the paths; reference fields are listed in ``_REFERENCE_FIELDS`` (both formats).
 
-The Pickle codec is never written, and reading an array that declares it is refused.
+The Pickle codec is never written, and reading an array that declares it is refused unless
+the caller opts in (``allow_pickle=True``): then :mod:`nwbstore.backends._zarr_pickled` decodes
+it without executing anything.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ __all__ = [
     "from_storage",
     "logical_dtype",
     "marker_attrs",
+    "reference_from_value",
     "storage_dtype",
     "to_storage",
 ]
@@ -157,8 +160,22 @@ def _parse_ref(text: Any) -> Reference:
             obj = json.loads(text)
         except json.JSONDecodeError:
             return Reference(text)
-        return Reference(path=obj.get("path", "/"), source=obj.get("source", ".") or ".")
+        return reference_from_dict(obj)
     return Reference(text)
+
+
+def reference_from_dict(obj: dict[str, Any]) -> Reference:
+    """The reference an hdmf-zarr 0.13 reference object ``{"source", "path", ...}`` names."""
+    return Reference(path=obj.get("path", "/") or "/", source=obj.get("source", ".") or ".")
+
+
+def reference_from_value(value: Any) -> Reference:
+    """A reference from a stored value: a path, hdmf-zarr 0.13 JSON text or its dict form."""
+    if isinstance(value, Reference):
+        return value
+    if isinstance(value, dict):
+        return reference_from_dict(value)
+    return _parse_ref(value)
 
 
 def to_storage(value: Any, dt: np.dtype[Any], stored: Any, zarr_format: int, where: str) -> Any:
@@ -323,7 +340,9 @@ def _codec_json(codec: Any) -> Any:
 def refuse_pickle(where: str) -> PickleRefusedError:
     """The error for an array that declares the Pickle codec."""
     return PickleRefusedError(
-        f"{where} is encoded with the Pickle codec; nwbstore never unpickles data, because "
-        "unpickling can run arbitrary code. Re-create it with hdmf-zarr >= 0.14 or nwbstore "
-        "(JSON/string encodings) if you trust the source."
+        f"{where} is encoded with the Pickle codec (hdmf-zarr <= 0.13 object arrays); nwbstore "
+        "does not read it by default, because unpickling can run arbitrary code. If you trust "
+        "the source, pass allow_pickle=True (CLI: --allow-pickle): nwbstore then decodes only "
+        "plain values (text, numbers, lists, dicts, references) without running any code. Or "
+        "re-create it with hdmf-zarr >= 0.14 or nwbstore (JSON/string encodings)."
     )

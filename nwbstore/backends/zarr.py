@@ -27,6 +27,7 @@ import zarr
 from nwbstore.backends._zarr_chunks import (
     copy_stored_chunk,
     iter_stored_chunks,
+    read_stored_chunk,
     write_stored_chunk,
 )
 from nwbstore.backends._zarr_links import (
@@ -35,7 +36,9 @@ from nwbstore.backends._zarr_links import (
     link_from_entry,
     make_entry,
 )
+from nwbstore.backends._zarr_pickled import PickledArray, PickledDataset, read_pickled_array
 from nwbstore.backends._zarr_storage import (
+    closed_on_error,
     open_location,
     quiet_zarr,
     resolve_relative_url,
@@ -61,7 +64,7 @@ from nwbstore.errors import (
     StoreNotFoundError,
     UnsupportedDtypeError,
 )
-from nwbstore.links import ExternalLink, SoftLink, join_path
+from nwbstore.links import ExternalLink, Reference, SoftLink, join_path
 from nwbstore.nodes import (
     Attributes,
     Capabilities,
@@ -81,6 +84,10 @@ __all__ = ["ZarrAttributes", "ZarrDataset", "ZarrGroup", "ZarrStore"]
 
 ZarrNode = zarr.Group | zarr.Array
 ZarrFormat = Literal[2, 3]
+
+
+#: Root attribute where NWB files say which group caches their specifications.
+SPEC_LOCATION_ATTR = ".specloc"
 
 
 def _zf(fmt: int) -> ZarrFormat:
@@ -104,9 +111,16 @@ class ZarrAttributes(Attributes):
         return sorted(k for k in self._zobj.attrs if k not in HIDDEN_ATTRS)
 
     def _read(self, key: str) -> Any:
-        return decode_attr(self._zobj.attrs[key])
+        value = decode_attr(self._zobj.attrs[key])
+        if key == SPEC_LOCATION_ATTR and isinstance(value, str) and self._node.name == "/":
+            # hdmf-zarr keeps the cached-spec location as a plain path; HDF5 NWB files hold an
+            # object reference there, so hand out one and conversions keep pynwb's layout
+            return Reference("/" + value.lstrip("/"))
+        return value
 
     def _encode(self, key: str, value: Any) -> Any:
+        if key == SPEC_LOCATION_ATTR and isinstance(value, Reference) and value.source == ".":
+            return value.path.lstrip("/")  # the plain path both hdmf-zarr readers expect
         if key in HIDDEN_ATTRS:
             raise ReadOnlyError(
                 f"attribute {key!r} of {self._node.name!r} is reserved for hdmf-zarr bookkeeping "
@@ -195,7 +209,7 @@ class ZarrGroup(Group):
         kwargs.pop("maxshape", None)
         attributes = marker_attrs(dtype, fmt)
         declared = None if settings is None else settings.maxshape
-        if declared is not None and any(m is not None for m in declared):
+        if declared is not None:
             attributes[MAXSHAPE_ATTR] = list(declared)
         if fmt == 3:
             _match_endianness(kwargs, np.dtype(stored) if stored is not str else None)
@@ -309,15 +323,20 @@ class ZarrDataset(Dataset):
                 shards=None if self._array.shards is None else tuple(self._array.shards),
                 fill_value=fill.item() if isinstance(fill, np.generic) else fill,
             )
-        return dataclasses.replace(settings, maxshape=self.maxshape)
+        # only a declared maxshape travels: an HDF5 copy of an array created without one gets
+        # a fixed size, as h5py gives by default (Zarr arrays can always be resized)
+        return dataclasses.replace(settings, maxshape=self._declared_maxshape())
+
+    def _declared_maxshape(self) -> tuple[int | None, ...] | None:
+        declared = self._array.attrs.get(MAXSHAPE_ATTR)
+        if isinstance(declared, list) and len(declared) == self.ndim:
+            return tuple(None if m is None else int(m) for m in declared)
+        return None
 
     @property
     def maxshape(self) -> tuple[int | None, ...]:
         """The ``maxshape`` declared at creation, else unlimited on every axis."""
-        declared = self._array.attrs.get(MAXSHAPE_ATTR)
-        if isinstance(declared, list) and len(declared) == self.ndim:
-            return tuple(None if m is None else int(m) for m in declared)
-        return (None,) * self.ndim
+        return self._declared_maxshape() or (None,) * self.ndim
 
     @property
     def chunks(self) -> tuple[int, ...] | None:
@@ -333,6 +352,9 @@ class ZarrDataset(Dataset):
 
     def iter_stored_chunks(self) -> Iterator[StoredChunk]:
         return iter_stored_chunks(self._array, self.name)
+
+    def read_stored_chunk(self, index: tuple[int, ...]) -> StoredChunk | None:
+        return read_stored_chunk(self._array, self.name, index)
 
     def write_stored_chunk(self, index: tuple[int, ...], data: bytes) -> None:
         self.store._check_writable(f"write a chunk of {self.name!r}")
@@ -373,8 +395,10 @@ class ZarrStore(Store):
         zarr_format: int,
         storage_options: Mapping[str, Any] | None = None,
         created: bool = False,
+        allow_pickle: bool = False,
     ) -> None:
         super().__init__(url, mode)
+        self._allow_pickle = allow_pickle
         self._zroot = zgroup
         self._zarr_format = zarr_format
         self._storage_options = dict(storage_options or {})
@@ -392,6 +416,7 @@ class ZarrStore(Store):
         backend: str = "zarr",
         storage_options: Mapping[str, Any] | None = None,
         zarr_format: int = 3,
+        allow_pickle: bool = False,
     ) -> ZarrStore:
         """Open or create the Zarr store at ``url``.
 
@@ -407,6 +432,10 @@ class ZarrStore(Store):
             fsspec/s3fs options (``endpoint_url``, ``key``, ``secret``, ``client_kwargs``, ...).
         zarr_format
             Format of a new store (3 or 2); an existing store keeps its own.
+        allow_pickle
+            Read legacy arrays that declare the Pickle codec (hdmf-zarr <= 0.13) through
+            nwbstore's non-executing decoder (plain values only); they stay read-only.
+            By default reading them raises ``PickleRefusedError``.
 
         Raises
         ------
@@ -417,7 +446,7 @@ class ZarrStore(Store):
             raise ValueError(f"zarr_format={zarr_format!r} must be 2 or 3")
         loc = open_location(url, mode, zarr_format=zarr_format, storage_options=storage_options)
         fmt = loc.zarr_format
-        with quiet_zarr():
+        with quiet_zarr(), closed_on_error(loc.store):
             if mode == "r":
                 zgroup = _open_for_reading(loc.store, fmt, loc.consolidated, url)
             elif loc.exists:
@@ -433,12 +462,18 @@ class ZarrStore(Store):
             zarr_format=fmt,
             storage_options=storage_options,
             created=not loc.exists,
+            allow_pickle=allow_pickle,
         )
 
     @property
     def zarr_format(self) -> int:
         """2 or 3."""
         return self._zarr_format
+
+    @property
+    def allow_pickle(self) -> bool:
+        """True if Pickle-encoded legacy arrays are decoded (see :meth:`open_url`)."""
+        return self._allow_pickle
 
     @property
     def zarr_group(self) -> zarr.Group:
@@ -489,7 +524,7 @@ class ZarrStore(Store):
                 where = f"dataset {join_path(path, name)!r} in {self.url}"
                 raw = _raw_metadata(store, f"{prefix}/{name}".strip("/"))
                 if raw is not None and declares_pickle(raw):
-                    members[name] = refuse_pickle(where)
+                    members[name] = self._pickled(store, f"{prefix}/{name}".strip("/"), where)
                 else:
                     members[name] = UnsupportedDtypeError(f"zarr cannot open {where}: {err}")
         return members
@@ -499,9 +534,23 @@ class ZarrStore(Store):
             raise zobj
         if isinstance(zobj, zarr.Group):
             return ZarrGroup(self, path, zobj)
+        if isinstance(zobj, PickledArray):
+            return PickledDataset(self, path, zobj)
         if declares_pickle(zobj.metadata):
-            raise refuse_pickle(f"dataset {path!r} in {self.url}")
+            found = self._pickled(zobj.store, zobj.path, f"dataset {path!r} in {self.url}")
+            if isinstance(found, NwbStoreError):
+                raise found
+            return PickledDataset(self, path, found)
         return ZarrDataset(self, path, zobj)
+
+    def _pickled(self, store: Any, key: str, where: str) -> PickledArray | NwbStoreError:
+        """The legacy Pickle array at ``key`` if the caller opted in, else the refusal."""
+        if not self._allow_pickle:
+            return refuse_pickle(where)
+        try:
+            return read_pickled_array(store, key, where)
+        except NwbStoreError as err:
+            return err
 
     def _added(self, parent: str, name: str, zobj: ZarrNode) -> Group | Dataset:
         self._dirty = True
@@ -572,6 +621,7 @@ class ZarrStore(Store):
                 other.close()
             self._external.clear()
             self._members.clear()
+            self._zroot.store.close()  # ends an S3 store's HTTP session
 
 
 def _stored_big_endian(array: zarr.Array) -> bool:

@@ -17,7 +17,7 @@ from nwbstore.dtypes import is_reference_dtype, is_string_dtype
 from nwbstore.errors import CorruptChunkError
 from nwbstore.nodes import Dataset, StoredChunk
 
-__all__ = ["copy_values", "iter_blocks", "raw_copy_blocker"]
+__all__ = ["copy_stored_chunks", "copy_values", "iter_blocks", "raw_copy_blocker"]
 
 #: Target size of one decoded block in a transcode.
 BLOCK_BYTES = 16 * 2**20
@@ -152,8 +152,7 @@ def copy_values(
         return False
     shape = dst.shape
     if raw and first_n is None and value_map is None and raw_copy_blocker(src, dst) is None:
-        _copy_raw(src, dst, report, jobs=jobs, tick=tick)
-        return True
+        return _copy_raw(src, dst, report, jobs=jobs, tick=tick)
 
     block = _block_shape(dst, src)
     itemsize = max(1, src.dtype.itemsize)
@@ -179,16 +178,34 @@ def copy_values(
 
 def _copy_raw(
     src: Dataset, dst: Dataset, report: ConversionReport, *, jobs: int, tick: Callable[[int], None]
-) -> None:
-    chunks = tuple(src.chunks or ())
+) -> bool:
+    return copy_stored_chunks(src, dst, src.iter_stored_chunks(), report, jobs=jobs, tick=tick)
+
+
+def copy_stored_chunks(
+    src: Dataset,
+    dst: Dataset,
+    chunks: Iterable[StoredChunk],
+    report: ConversionReport,
+    *,
+    jobs: int = 1,
+    tick: Callable[[int], None] | None = None,
+) -> bool:
+    """Copy the stored ``chunks`` of ``src`` into ``dst``; return True if every one went raw.
+
+    ``dst`` must pass :func:`raw_copy_blocker` against ``src``. A chunk whose HDF5 filter
+    mask is set (a filter was skipped for it) is decoded and re-encoded instead, since Zarr
+    has no per-chunk mask. Counts and bytes go to ``report``.
+    """
+    grid = tuple(src.chunks or ())
     shape = src.shape
+    tick = tick or (lambda _n: None)
+    all_raw = True
 
     def make(chunk: StoredChunk) -> Callable[[], None]:
         def task() -> None:
             if chunk.filter_mask:
-                # HDF5 skipped a filter for this chunk (e.g. incompressible): Zarr has no
-                # per-chunk mask, so decode and re-encode just this chunk.
-                sel = _chunk_selection(chunk.index, chunks, shape)
+                sel = _chunk_selection(chunk.index, grid, shape)
                 try:
                     dst[sel] = src[sel]
                 except OSError as err:
@@ -196,17 +213,28 @@ def _copy_raw(
                         f"cannot read chunk {chunk.index} of {src.name!r} in {src.store.url}: {err}"
                     ) from err
                 report.add_chunks(transcoded=1, read=chunk.nbytes, written=chunk.nbytes)
-            else:
-                try:
-                    dst.copy_stored_chunk(chunk)
-                except CorruptChunkError as err:
-                    raise CorruptChunkError(
-                        f"cannot copy stored chunk {chunk.index} of {src.name!r} in "
-                        f"{src.store.url}: {err}"
-                    ) from err
-                report.add_chunks(raw=1, read=chunk.nbytes, written=chunk.nbytes)
-            tick(chunk.nbytes)
+                tick(chunk.nbytes)
+                return
+            stored = chunk
+            try:
+                if stored.nbytes < 0:  # size unknown until read (remote Zarr): read it once
+                    stored = StoredChunk(chunk.index, chunk.data, chunk.filter_mask)
+                dst.copy_stored_chunk(stored)
+            except CorruptChunkError as err:
+                raise CorruptChunkError(
+                    f"cannot copy stored chunk {chunk.index} of {src.name!r} in "
+                    f"{src.store.url}: {err}"
+                ) from err
+            report.add_chunks(raw=1, read=stored.nbytes, written=stored.nbytes)
+            tick(stored.nbytes)
 
         return task
 
-    _run((make(c) for c in src.iter_stored_chunks()), jobs)
+    def tasks() -> Iterator[Callable[[], None]]:
+        nonlocal all_raw
+        for chunk in chunks:
+            all_raw = all_raw and not chunk.filter_mask
+            yield make(chunk)
+
+    _run(tasks(), jobs)
+    return all_raw

@@ -215,7 +215,7 @@ def _copy_dataset(job: _Job, src: Dataset, parent: Group, name: str) -> None:
         return
     if src.size and job.cluster is not None and job.first_n is None:
         dst.store.flush()
-        job.cluster.copy(src, dst, job.report)
+        job.cluster.copy(src, dst, job.report, raw=job.raw)
         if tick is not None:
             tick(src.nbytes)
     elif src.size:
@@ -321,6 +321,17 @@ def _open_read(url: str, storage_options: Mapping[str, Any]) -> Store:
     return nwbstore.open(url, "r", storage_options=storage_options)
 
 
+def _unpickled(group: Group) -> list[str]:
+    """Paths of the source datasets decoded from the legacy Pickle codec."""
+    found: list[str] = []
+    group.visititems(
+        lambda name, node: (
+            found.append(node.name) if getattr(node, "decoded_from_pickle", False) else None
+        )
+    )
+    return found
+
+
 def _total_bytes(group: Group) -> int:
     total = 0
 
@@ -352,6 +363,7 @@ def convert(
     resume: bool = False,
     raw: bool = True,
     first_n: int | None = None,
+    allow_pickle: bool = False,
 ) -> ConversionReport:
     """Convert the store at ``src`` into a new store at ``dst`` (any backend to any backend).
 
@@ -395,6 +407,10 @@ def convert(
         Copy stored chunks without decoding where the codec pipelines are byte-compatible.
     first_n
         Keep only the first ``first_n`` entries of each dataset along its first axis.
+    allow_pickle
+        Read legacy Pickle-encoded source arrays (hdmf-zarr <= 0.13) with nwbstore's
+        non-executing decoder (see :func:`nwbstore.open`); they are written as ordinary
+        strings, references or records (never Pickle) and listed in ``report.unpickled``.
 
     Returns
     -------
@@ -412,7 +428,9 @@ def convert(
             "(--resume) to continue an interrupted conversion"
         )
     with ExitStack() as exits:
-        source = exits.enter_context(nwbstore.open(src_url, "r", storage_options=options))
+        source = exits.enter_context(
+            nwbstore.open(src_url, "r", storage_options=options, allow_pickle=allow_pickle)
+        )
         if overwrite and not resume:
             remove(dst_url, options)
         target, completed = marker.begin(dst_url, format, zarr_format, options, resume=resume)
@@ -450,6 +468,7 @@ def convert(
         _copy_group(job, source.root, dest.root)
         for step in job.deferred:
             step()
+        report.unpickled = sorted(_unpickled(source.root))
         marker.finish(dest)
     marker.publish(dst_url, options)
     report.seconds = time.perf_counter() - started

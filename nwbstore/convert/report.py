@@ -37,6 +37,9 @@ class ConversionReport:
         Links whose target could not be found (reported, kept as links).
     dropped
         Anything left out on request, with the reason.
+    unpickled
+        Source datasets decoded from the legacy Pickle codec (``allow_pickle=True``); the
+        destination holds them as plain strings, references or records.
     seconds
         Wall time.
     """
@@ -58,6 +61,7 @@ class ConversionReport:
     converted_targets: list[str] = field(default_factory=list)
     broken_links: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
+    unpickled: list[str] = field(default_factory=list)
     seconds: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -95,6 +99,7 @@ class ConversionReport:
             ("converted link targets", self.converted_targets),
             ("broken links", self.broken_links),
             ("dropped", self.dropped),
+            ("decoded from Pickle (no code run)", self.unpickled),
         ):
             if items:
                 lines.append(f"  {title}:")
