@@ -11,7 +11,7 @@ destinations can take writes from many processes at once.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from nwbstore.convert.data import _block_shape, copy_stored_chunks, iter_blocks, raw_copy_blocker
@@ -130,9 +130,14 @@ class DistributedCopier:
             tuple((s.start, s.stop) for s in sel) for sel in iter_blocks(tuple(dst.shape), block)
         ]
         groups = [bounds[i : i + BLOCKS_PER_TASK] for i in range(0, len(bounds), BLOCKS_PER_TASK)]
+        moved = sum(self._run_tasks(copy_blocks, src, dst, groups))
+        report.add_chunks(transcoded=len(bounds), read=moved, written=moved)
+
+    def _run_tasks(self, task: Any, src: Dataset, dst: Dataset, groups: Iterable[Any]) -> list:
+        """Run ``task(src_url, dst_url, path, group, storage_options)`` per group; gather."""
         futures = [
             self.client.submit(
-                copy_blocks,
+                task,
                 src.store.url,
                 dst.store.url,
                 src.name,
@@ -142,24 +147,11 @@ class DistributedCopier:
             )
             for group in groups
         ]
-        moved = sum(self.client.gather(futures))
-        report.add_chunks(transcoded=len(bounds), read=moved, written=moved)
+        return list(self.client.gather(futures))
 
     def _copy_raw(self, src: Dataset, dst: Dataset, report: ConversionReport) -> None:
-        futures = [
-            self.client.submit(
-                copy_chunks,
-                src.store.url,
-                dst.store.url,
-                src.name,
-                group,
-                self.storage_options,
-                pure=False,
-            )
-            for group in _chunk_groups(src)
-        ]
         raw = transcoded = read = written = 0
-        for r, t, n_read, n_written in self.client.gather(futures):
+        for r, t, n_read, n_written in self._run_tasks(copy_chunks, src, dst, _chunk_groups(src)):
             raw, transcoded = raw + r, transcoded + t
             read, written = read + n_read, written + n_written
         report.add_chunks(raw=raw, transcoded=transcoded, read=read, written=written)
