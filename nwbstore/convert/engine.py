@@ -201,6 +201,8 @@ def _copy_dataset(job: _Job, src: Dataset, parent: Group, name: str) -> None:
     else:
         dst = parent.create_dataset(name, shape=shape, dtype=src.dtype, settings=settings)
     job.report.datasets += 1
+    if getattr(src, "decoded_from_pickle", False):  # a legacy Pickle array, read by opt-in
+        job.report.unpickled.append(path)
     _copy_attrs(job, src, dst)
     if path in job.completed:
         return
@@ -319,17 +321,6 @@ def _open_read(url: str, storage_options: Mapping[str, Any]) -> Store:
     import nwbstore
 
     return nwbstore.open(url, "r", storage_options=storage_options)
-
-
-def _unpickled(group: Group) -> list[str]:
-    """Paths of the source datasets decoded from the legacy Pickle codec."""
-    found: list[str] = []
-    group.visititems(
-        lambda name, node: (
-            found.append(node.name) if getattr(node, "decoded_from_pickle", False) else None
-        )
-    )
-    return found
 
 
 def _total_bytes(group: Group) -> int:
@@ -468,7 +459,6 @@ def convert(
         _copy_group(job, source.root, dest.root)
         for step in job.deferred:
             step()
-        report.unpickled = sorted(_unpickled(source.root))
         marker.finish(dest)
     marker.publish(dst_url, options)
     report.seconds = time.perf_counter() - started
