@@ -76,12 +76,10 @@ def iter_stored_chunks(array: zarr.Array, name: str) -> Iterator[StoredChunk]:
         key = _key(array, index)
         if key not in present:
             continue
-        if root is not None:
-            path = os.path.join(root, key)
-            location = ChunkLocation(path, 0, os.stat(path).st_size)
-            yield StoredChunk(index, location=location, load=partial(read_location, location))
-        else:
+        if root is None:
             yield StoredChunk(index, load=partial(_get, store, key, name))
+        elif (chunk := _local_chunk(root, key, index)) is not None:
+            yield chunk
 
 
 def read_stored_chunk(array: zarr.Array, name: str, index: tuple[int, ...]) -> StoredChunk | None:
@@ -96,15 +94,20 @@ def read_stored_chunk(array: zarr.Array, name: str, index: tuple[int, ...]) -> S
     key = _key(array, index)
     root = local_root(array)
     if root is not None:
-        path = os.path.join(root, key)
-        try:
-            size = os.stat(path).st_size
-        except FileNotFoundError:
-            return None
-        location = ChunkLocation(path, 0, size)
-        return StoredChunk(index, location=location, load=partial(read_location, location))
+        return _local_chunk(root, key, index)
     buf = sync(array.store_path.store.get(key, prototype=default_buffer_prototype()))
     return None if buf is None else StoredChunk(index, bytes(buf.to_bytes()))
+
+
+def _local_chunk(root: str, key: str, index: tuple[int, ...]) -> StoredChunk | None:
+    """The chunk file ``key`` under ``root`` as a lazily read chunk; None if it is absent."""
+    path = os.path.join(root, key)
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        return None
+    location = ChunkLocation(path, 0, size)
+    return StoredChunk(index, location=location, load=partial(read_location, location))
 
 
 def _get(store: Any, key: str, name: str) -> bytes:

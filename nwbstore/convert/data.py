@@ -152,7 +152,7 @@ def copy_values(
         return False
     shape = dst.shape
     if raw and first_n is None and value_map is None and raw_copy_blocker(src, dst) is None:
-        return _copy_raw(src, dst, report, jobs=jobs, tick=tick)
+        return copy_stored_chunks(src, dst, src.iter_stored_chunks(), report, jobs=jobs, tick=tick)
 
     block = _block_shape(dst, src)
     itemsize = max(1, src.dtype.itemsize)
@@ -174,12 +174,6 @@ def copy_values(
 
     _run((make(sel) for sel in iter_blocks(shape, block)), jobs)
     return False
-
-
-def _copy_raw(
-    src: Dataset, dst: Dataset, report: ConversionReport, *, jobs: int, tick: Callable[[int], None]
-) -> bool:
-    return copy_stored_chunks(src, dst, src.iter_stored_chunks(), report, jobs=jobs, tick=tick)
 
 
 def copy_stored_chunks(
