@@ -83,6 +83,9 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out["demo"] = build_example_nwb(folder / "demo.nwb")
     build_external_nwb(folder / "external.nwb")
     out["rich"] = build_rich_nwb(folder / "rich.nwb", external=folder / "external.nwb")
+    # the rich sample as a Zarr store written by nwbstore (a Zarr source that converts today)
+    out["rich-zarr"] = folder / "rich.nwb.zarr"
+    nwbstore.convert(out["rich"], out["rich-zarr"], fallback="zstd", progress=False)
     return out
 
 
@@ -316,10 +319,15 @@ def test_bad_n_fails_before_writing(samples: dict[str, Path], tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("suffix", [".nwb", ".nwb.zarr"])
-def test_rich_sample(samples: dict[str, Path], tmp_path: Path, suffix: str) -> None:
+@pytest.mark.parametrize("source", ["rich", "rich-zarr"])
+def test_rich_sample(samples: dict[str, Path], tmp_path: Path, source: str, suffix: str) -> None:
     out = tmp_path / f"rich{suffix}"
-    shutil.copy(samples["rich"].parent / "external.nwb", tmp_path / "external.nwb")
-    _truncate_cli(samples["rich"], out, 3, "--fallback", "zstd")
+    for name in ("external.nwb", "external.nwb.zarr"):
+        if (samples["rich"].parent / name).is_file():
+            shutil.copy(samples["rich"].parent / name, tmp_path / name)
+        elif (samples["rich"].parent / name).is_dir():
+            shutil.copytree(samples["rich"].parent / name, tmp_path / name)
+    _truncate_cli(samples[source], out, 3, "--fallback", "zstd")
     raw = _Raw(out)
     try:
         assert _problems(raw) == []
@@ -357,7 +365,9 @@ def test_cli_truncate_with_progress_and_report(
     out = tmp_path / "cli.nwb"
     assert main(["truncate", str(samples["demo"]), str(out), "-n", "10"]) == 0
     printed = capsys.readouterr().out
-    assert "datasets" in printed
+    assert "truncated:" in printed
+    assert "/general/extracellular_ephys/electrodes: 16 of 16 rows (rows that regions" in printed
+    assert "/units: 3 of 3 rows" not in printed  # 3 units, fewer than 10: kept whole
     with nwbstore.open(samples["demo"]) as src:
         plan = plan_truncation(src, 10)
         expected = plan.kept_bytes(src.root)
@@ -371,6 +381,17 @@ def test_cli_truncate_with_progress_and_report(
     with h5py.File(out, "r") as f:
         f.visititems(add)
     assert expected == written  # the progress bar's total is what the copy holds
+
+
+def test_cli_truncate_usage_errors(samples: dict[str, Path], tmp_path: Path, capsys) -> None:
+    out = tmp_path / "never.nwb"
+    with pytest.raises(SystemExit) as exc:
+        main(["truncate", str(samples["demo"]), str(out), "-n", "-3"])
+    assert exc.value.code == 2
+    assert "-n '-3': give a whole number of rows" in capsys.readouterr().err
+    assert not out.exists()
+    assert main(["truncate", str(samples["demo"]), str(out), "-n", "2", "-q", "--verify"]) == 0
+    assert "--verify compares whole copies; skipped" in capsys.readouterr().err
 
 
 # --- stores that are not NWB -----------------------------------------------------------------

@@ -467,6 +467,8 @@ def convert(
             completed=completed,
             truncation=truncation,
         )
+        if truncation is not None:
+            report.truncated = truncation.summary()
         if scheduler is not None:
             from nwbstore.convert.distributed import DistributedCopier
 

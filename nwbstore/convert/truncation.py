@@ -62,6 +62,8 @@ class TruncationPlan:
         stores, where every dataset keeps its first ``n`` entries.
     table_rows
         Table path -> rows kept (``n`` or more where regions point further).
+    table_sizes
+        Table path -> rows in the source.
     """
 
     n: int
@@ -69,6 +71,7 @@ class TruncationPlan:
     lengths: Mapping[str, int]
     nwb: bool = True
     table_rows: Mapping[str, int] = field(default_factory=dict)
+    table_sizes: Mapping[str, int] = field(default_factory=dict)
 
     def kept_length(self, dataset: Dataset) -> int | None:
         """Return the kept length of ``dataset`` along axis 0, or None if it is copied whole."""
@@ -84,6 +87,20 @@ class TruncationPlan:
         if kept is None or kept >= shape[0]:
             return None
         return kept
+
+    def summary(self) -> list[str]:
+        """One line per table that loses rows or keeps more than ``n``, then a count."""
+        if not self.nwb:
+            return [f"first {self.n} entries of every dataset (the store is not NWB)"]
+        lines = []
+        for path in sorted(self.table_rows):
+            kept, size = self.table_rows[path], self.table_sizes.get(path, 0)
+            if kept == size and kept <= self.n:
+                continue
+            why = " (rows that regions point at)" if kept > self.n else ""
+            lines.append(f"{path}: {kept} of {size} rows{why}")
+        lines.append(f"{len(self.lengths)} datasets shortened along their first axis")
+        return lines
 
     def kept_bytes(self, root: Group) -> int:
         """Uncompressed bytes the truncated copy of ``root`` holds (for progress bars)."""
@@ -370,7 +387,14 @@ def plan_truncation(store: Store, n: int) -> TruncationPlan:
         node = store.root.get(path)
         if isinstance(node, Dataset) and node.ndim and length < node.shape[0]:
             shortened[path] = length
-    return TruncationPlan(n=n, source_url=store.url, lengths=shortened, nwb=True, table_rows=rows)
+    return TruncationPlan(
+        n=n,
+        source_url=store.url,
+        lengths=shortened,
+        nwb=True,
+        table_rows=rows,
+        table_sizes={path: table.rows for path, table in found.tables.items()},
+    )
 
 
 def truncate(
