@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -161,7 +162,9 @@ def _problems(raw: _Raw) -> list[str]:
                 problems.append(f"{path}: electrodes {node['electrodes'].shape}, {channels} ch")
         if raw.is_group(node) and "data" in node and "timestamps" in node:
             stamps = node["timestamps"]
-            if not raw.is_group(stamps) and stamps.shape[0] != node["data"].shape[0]:
+            data_length = node["data"].shape[0] if node["data"].shape else 0
+            # external ImageSeries hold no frames: their timestamps count the file's frames
+            if not raw.is_group(stamps) and data_length and stamps.shape[0] != data_length:
                 problems.append(f"{path}: {stamps.shape[0]} timestamps, data {node['data'].shape}")
     return problems
 
@@ -413,3 +416,69 @@ def test_plain_hdf5_keeps_first_n_of_every_dataset(tmp_path: Path) -> None:
         assert np.array_equal(root["short"][:], np.arange(3))
         if suffix == ".h5":
             root.close()
+
+
+def test_external_image_series_and_decomposition_bands(tmp_path: Path) -> None:
+    """Datasets not along time stay whole: external files, frame counts, a series' bands."""
+    from pynwb import NWBHDF5IO, NWBFile
+    from pynwb.image import ImageSeries
+    from pynwb.misc import DecompositionSeries
+
+    nwbfile = NWBFile(
+        session_description="extras",
+        identifier="extras",
+        session_start_time=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    nwbfile.add_acquisition(
+        ImageSeries(
+            name="movie",
+            external_file=["a.mp4", "b.mp4"],
+            starting_frame=[0, 5],
+            format="external",
+            rate=30.0,
+            num_samples=10,
+            unit="n.a.",
+        )
+    )
+    nwbfile.add_acquisition(
+        ImageSeries(
+            name="stamped_movie",
+            external_file=["a.mp4"],
+            starting_frame=[0],
+            format="external",
+            timestamps=np.arange(10) / 30,
+            unit="n.a.",
+        )
+    )
+    with warnings.catch_warnings():  # "neither source_timeseries nor source_channels"
+        warnings.simplefilter("ignore", UserWarning)
+        bands = DecompositionSeries(
+            name="bands", data=np.ones((40, 1, 8)), metric="power", rate=100.0, description="d"
+        )
+    for i in range(8):
+        bands.add_band(band_name=f"b{i}", band_limits=(i, i + 1.0), band_mean=i + 0.5)
+    nwbfile.create_processing_module(name="ecephys", description="d").add(bands)
+    src = tmp_path / "extras.nwb"
+    with NWBHDF5IO(str(src), "w") as io:
+        io.write(nwbfile)
+    for suffix in (".nwb", ".nwb.zarr"):
+        out = tmp_path / f"extras3{suffix}"
+        report = nwbstore.truncate(src, out, 3, progress=False)
+        assert any("kept whole: it describes an axis" in line for line in report.truncated)
+        raw = _Raw(out)
+        try:
+            assert _problems(raw) == []
+            assert raw["acquisition/movie/external_file"].shape == (2,)
+            assert raw["acquisition/movie/num_samples"][()] == 10
+            assert raw["acquisition/stamped_movie/timestamps"].shape == (3,)
+            assert raw["processing/ecephys/bands/data"].shape == (3, 1, 8)
+            assert raw.rows("/processing/ecephys/bands/bands") == 8
+        finally:
+            raw.close()
+        from pynwb import validate
+
+        reader: Any = NWBHDF5IO
+        if suffix == ".nwb.zarr":
+            from hdmf_zarr import NWBZarrIO as reader
+        with reader(str(out), "r") as io:
+            assert validate(io=io) == []

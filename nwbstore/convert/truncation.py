@@ -64,6 +64,8 @@ class TruncationPlan:
         Table path -> rows kept (``n`` or more where regions point further).
     table_sizes
         Table path -> rows in the source.
+    whole_tables
+        Tables copied whole because they describe an axis of a series other than time.
     """
 
     n: int
@@ -72,6 +74,7 @@ class TruncationPlan:
     nwb: bool = True
     table_rows: Mapping[str, int] = field(default_factory=dict)
     table_sizes: Mapping[str, int] = field(default_factory=dict)
+    whole_tables: frozenset[str] = frozenset()
 
     def kept_length(self, dataset: Dataset) -> int | None:
         """Return the kept length of ``dataset`` along axis 0, or None if it is copied whole."""
@@ -97,7 +100,10 @@ class TruncationPlan:
             kept, size = self.table_rows[path], self.table_sizes.get(path, 0)
             if kept == size and kept <= self.n:
                 continue
-            why = " (rows that regions point at)" if kept > self.n else ""
+            if path in self.whole_tables:
+                why = " (kept whole: it describes an axis of a series)"
+            else:
+                why = " (rows that regions point at)" if kept > self.n else ""
             lines.append(f"{path}: {kept} of {size} rows{why}")
         lines.append(f"{len(self.lengths)} datasets shortened along their first axis")
         return lines
@@ -394,6 +400,7 @@ def plan_truncation(store: Store, n: int) -> TruncationPlan:
         nwb=True,
         table_rows=rows,
         table_sizes={path: table.rows for path, table in found.tables.items()},
+        whole_tables=frozenset(path for path, table in found.tables.items() if not table.cut),
     )
 
 
