@@ -482,3 +482,39 @@ def test_external_image_series_and_decomposition_bands(tmp_path: Path) -> None:
             from hdmf_zarr import NWBZarrIO as reader
         with reader(str(out), "r") as io:
             assert validate(io=io) == []
+
+
+def test_series_keep_the_samples_kept_rows_reference(tmp_path: Path) -> None:
+    """units -> trials (region) -> a TimeSeries (TimeSeriesReferenceVectorData): a chain."""
+    from pynwb import NWBHDF5IO, NWBFile, TimeSeries
+
+    nwbfile = NWBFile(
+        session_description="chain",
+        identifier="chain",
+        session_start_time=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    series = TimeSeries(name="ts", data=np.arange(100.0), unit="V", timestamps=np.arange(100) / 10)
+    nwbfile.add_acquisition(series)
+    for i in range(6):
+        nwbfile.add_trial(start_time=float(i), stop_time=i + 0.5, timeseries=[series])
+    nwbfile.add_unit_column(name="trial", description="a trial", table=nwbfile.trials)
+    for trial in (5, 0, 1):
+        nwbfile.add_unit(spike_times=[0.1, 0.2], trial=trial)
+    src = tmp_path / "chain.nwb"
+    with NWBHDF5IO(str(src), "w") as io:
+        io.write(nwbfile)
+    out = tmp_path / "chain2.nwb"
+    nwbstore.truncate(src, out, 2, progress=False)
+    with h5py.File(out, "r") as f:
+        assert f["units/id"].shape == (2,)
+        assert f["intervals/trials/id"].shape == (6,)  # unit 0 points at trial 5
+        last = f["intervals/trials/timeseries"][5]
+        assert (last["idx_start"], last["count"]) == (50, 5)
+        assert f["acquisition/ts/data"].shape == (55,)  # samples 50..54 stay
+        assert f["acquisition/ts/timestamps"].shape == (55,)
+    with NWBHDF5IO(str(out), "r") as io:
+        from pynwb import validate
+
+        assert validate(io=io) == []
+        trials = io.read().trials
+        assert list(trials["timeseries"][5][0].data) == list(np.arange(50.0, 55.0))
