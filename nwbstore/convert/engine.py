@@ -25,21 +25,22 @@ from nwbstore.convert.locations import (
     resolve_link_url,
     sibling_url,
 )
+from nwbstore.convert.plan import (
+    CodecsMode,
+    ConversionPlan,
+    PlanOptions,
+    SettingsOverride,
+    dest_shape,
+    destination_format,
+    plan_conversion,
+)
 from nwbstore.convert.report import ConversionReport
 from nwbstore.dtypes import is_reference_dtype
 from nwbstore.errors import NwbStoreError, StoreExistsError
 from nwbstore.links import ExternalLink, Reference, SoftLink
 from nwbstore.nodes import Dataset, Group, Store
-from nwbstore.settings import DatasetSettings
 
 __all__ = ["SettingsOverride", "convert"]
-
-SettingsOverride = (
-    DatasetSettings
-    | Mapping[str, DatasetSettings]
-    | Callable[[str, DatasetSettings], DatasetSettings | None]
-    | None
-)
 
 _HDF5_SUFFIX = ".nwb"
 _ZARR_SUFFIX = ".nwb.zarr"
@@ -81,96 +82,10 @@ class _Job:
     progress: Any
     exits: ExitStack
     completed: set[str]
+    plan: ConversionPlan
     deferred: list[Callable[[], None]] = dataclasses.field(default_factory=list)
     converted: dict[str, str] = dataclasses.field(default_factory=dict)
     cluster: Any = None  # a DistributedCopier when scheduler= is given
-
-
-def _destination_settings(job: _Job, path: str, src: Dataset) -> DatasetSettings | None:
-    from nwbstore.defaults import default_settings
-
-    base = src.settings
-    user = job.settings
-    chosen: DatasetSettings | None = None
-    if isinstance(user, DatasetSettings):
-        chosen = user
-    elif isinstance(user, Mapping):
-        chosen = user.get(path) or user.get(path.lstrip("/"))
-    elif callable(user):
-        chosen = user(path, base)
-    new = chosen if chosen is not None else base
-    override = None
-    if job.compression is not None and chosen is None:
-        name, _, level = job.compression.partition(":")
-        if name == "gzip" and job.dst.format == "hdf5":
-            name = "zlib"  # what HDF5 users mean by gzip (a zlib stream)
-        override = (None if name in ("none", "") else name, int(level) if level else None)
-    if new.fill_value is not None and (src.dtype.names is not None or src.dtype.kind in "OSU"):
-        # record and string fill values have no portable form; both backends default to empty
-        new = new.replace(fill_value=None)
-    if src.ndim == 0:
-        return new.replace(
-            chunks=None,
-            shards=None,
-            maxshape=None,
-            filters=(),
-            shuffle=False,
-            compression=None,
-            checksum=False,
-        )
-    shape = _dest_shape(job, src)
-    dst_backend: Literal["hdf5", "zarr"] = "hdf5" if job.dst.format == "hdf5" else "zarr"
-    needs_chunks = new.chunks is None and (dst_backend == "zarr" or bool(override and override[0]))
-    if job.chunks == "auto" or needs_chunks:
-        auto = default_settings(shape, src.dtype, backend=dst_backend, zarr_format=job.zarr_format)
-        new = new.replace(chunks=auto.settings.chunks, shards=auto.settings.shards)
-    elif isinstance(job.chunks, tuple):
-        new = new.replace(chunks=job.chunks, shards=None)
-    if dst_backend == "hdf5" or job.zarr_format == 2:
-        new = new.replace(shards=None)
-    if new.chunks is not None:
-        # never ask for a chunk longer than the data on an axis with a fixed size
-        limits = new.maxshape or tuple(shape)
-        clipped = tuple(
-            min(c, max(s, 1)) if lim is not None else c
-            for c, s, lim in zip(new.chunks, shape, limits, strict=True)
-        )
-        if clipped != tuple(new.chunks):
-            new = new.replace(chunks=clipped, shards=None)
-    if override is not None:
-        new = new.replace(compression=override[0], compression_opts=override[1])
-    if job.first_n is not None and new.maxshape is not None:
-        new = new.replace(maxshape=None)
-    # apply the fallback now, so an unmappable codec fails before anything is written
-    new = _adapted(job, path, new, src.dtype)
-    return new
-
-
-def _adapted(
-    job: _Job, path: str, settings: DatasetSettings, dtype: np.dtype[Any]
-) -> DatasetSettings:
-    from nwbstore.codecs import adapt_pipeline
-
-    target: Literal["hdf5", "zarr"] = "hdf5" if job.dst.format == "hdf5" else "zarr"
-    pipeline = adapt_pipeline(
-        settings.pipeline, target, where=f"dataset {path!r}", fallback=job.fallback
-    )
-    if pipeline == settings.pipeline:
-        return settings
-    return DatasetSettings.from_pipeline(
-        pipeline,
-        chunks=settings.chunks,
-        shards=settings.shards,
-        fill_value=settings.fill_value,
-        maxshape=settings.maxshape,
-    )
-
-
-def _dest_shape(job: _Job, src: Dataset) -> tuple[int, ...]:
-    shape = tuple(src.shape)
-    if job.first_n is not None and shape:
-        shape = (min(shape[0], job.first_n), *shape[1:])
-    return shape
 
 
 def _copy_attrs(job: _Job, src_node: Group | Dataset, dst_node: Group | Dataset) -> None:
@@ -193,8 +108,8 @@ def _copy_attrs(job: _Job, src_node: Group | Dataset, dst_node: Group | Dataset)
 
 def _copy_dataset(job: _Job, src: Dataset, parent: Group, name: str) -> None:
     path = src.name
-    settings = _destination_settings(job, path, src)
-    shape = _dest_shape(job, src)
+    settings = job.plan.settings_for(src)
+    shape = dest_shape(src, job.first_n)
     if name in parent:
         dst = parent[name]  # resuming: the dataset exists from the interrupted run
         assert isinstance(dst, Dataset)
@@ -344,6 +259,8 @@ def convert(
     compression: str | None = None,
     chunks: str | tuple[int, ...] | None = None,
     fallback: str | None = None,
+    strict: bool = False,
+    codecs: CodecsMode = None,
     zarr_format: int = 3,
     format: str | None = None,
     jobs: int | None = None,
@@ -377,8 +294,18 @@ def convert(
     chunks
         ``"auto"`` to re-chunk with :func:`nwbstore.default_settings`, or a chunk shape.
     fallback
-        What to do with a codec that has no counterpart on the destination: ``None`` raises
-        ``UnsupportedCodecError``; a codec name transcodes to it; ``"drop"`` stores uncompressed.
+        What to do with a codec that has no counterpart on the destination: ``None`` (default)
+        uses the default transcode (see ``strict``); a codec name transcodes to it; ``"drop"``
+        stores uncompressed. An explicit fallback wins over ``strict``.
+    strict
+        Raise ``UnsupportedCodecError`` (before the destination is created) for a codec with
+        no counterpart, instead of transcoding it to the closest standard codec
+        (:data:`nwbstore.codecs.DEFAULT_TRANSCODES`; listed in
+        ``report.transcoded_codecs`` and a ``CodecTranscodedWarning``).
+    codecs
+        ``"portable"``: write only codecs every reader of the destination format decodes
+        (Zarr v3 core codecs; Zarr v2 standard compressors without filters; HDF5 built-in
+        filters), transcoding where needed. ``None`` keeps the source's codecs.
     zarr_format
         3 (default) or 2 for a Zarr destination.
     jobs
@@ -422,6 +349,20 @@ def convert(
         source = exits.enter_context(
             nwbstore.open(src_url, "r", storage_options=options, allow_pickle=allow_pickle)
         )
+        plan = plan_conversion(
+            source.root,
+            PlanOptions(
+                dst_format=destination_format(dst_url, format),
+                zarr_format=zarr_format,
+                settings=settings,
+                compression=compression,
+                chunks=chunks,
+                fallback=fallback,
+                strict=strict,
+                codecs=codecs,
+                first_n=first_n,
+            ),
+        )
         if overwrite and not resume:
             remove(dst_url, options)
         target, completed = marker.begin(dst_url, format, zarr_format, options, resume=resume)
@@ -450,6 +391,7 @@ def convert(
             progress=bar,
             exits=exits,
             completed=completed,
+            plan=plan,
         )
         if scheduler is not None:
             from nwbstore.convert.distributed import DistributedCopier
@@ -461,5 +403,7 @@ def convert(
             step()
         marker.finish(dest)
     marker.publish(dst_url, options)
+    report.transcoded_codecs = list(plan.transcoded)
+    plan.warn()
     report.seconds = time.perf_counter() - started
     return report
