@@ -163,3 +163,50 @@ def test_cli_portable_and_info_section(
     out = capsys.readouterr().out
     assert "/blosc: Blosc (32001)" in out and "/lzf: lzf (32000)" in out
     assert "/gzip:" not in out
+
+
+@pytest.fixture(scope="module")
+def rich(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from nwbstore.testing.nwb_samples import build_external_nwb, build_rich_nwb
+
+    folder = tmp_path_factory.mktemp("rich")
+    build_external_nwb(folder / "external.nwb")
+    return build_rich_nwb(folder / "rich.nwb", external=folder / "external.nwb")
+
+
+@pytest.mark.parametrize("zarr_format", [3, 2])
+def test_portable_nwb_file_reads_in_tensorstore_and_nwbzarrio(
+    rich: Path, tmp_path: Path, zarr_format: int
+) -> None:
+    """A pynwb-written file (gzip+shuffle, Zstd, Blosc, LZF, Fletcher32): every numeric array
+    of the portable output reads in tensorstore with h5py's values; hdmf-zarr reads the file."""
+    from hdmf_zarr import NWBZarrIO, NWBZarrV2IO
+
+    out = tmp_path / "rich.nwb.zarr"
+    with pytest.warns(CodecTranscodedWarning, match="lzf|TwoPhotonSeries"):
+        nwbstore.convert(rich, out, codecs="portable", zarr_format=zarr_format, progress=False)
+    meta_name = "zarr.json" if zarr_format == 3 else ".zarray"
+    checked = 0
+    with h5py.File(rich) as f:
+        for meta in out.rglob(meta_name):
+            name = meta.parent.relative_to(out).as_posix()
+            info = json.loads(meta.read_text())
+            if zarr_format == 3 and info.get("node_type") != "array":
+                continue
+            if name not in f or f[name].dtype.kind not in "biuf" or f[name].dtype.names:
+                continue  # strings and references: tensorstore has no such data types
+            if f[name].ndim == 0:
+                continue
+            names = _codec_names(out, name, zarr_format)
+            assert names <= (V3_CORE if zarr_format == 3 else V2_STANDARD), (name, names)
+            np.testing.assert_array_equal(_ts_read(out, name, zarr_format), f[name][...])
+            checked += 1
+    assert checked >= 10
+    reader = NWBZarrIO if zarr_format == 3 else NWBZarrV2IO
+    with reader(str(out), "r") as io:
+        nwbfile = io.read()
+        with h5py.File(rich) as f:
+            np.testing.assert_array_equal(
+                nwbfile.acquisition["ElectricalSeries"].data[:],
+                f["acquisition/ElectricalSeries/data"][...],
+            )
