@@ -210,3 +210,75 @@ def test_portable_nwb_file_reads_in_tensorstore_and_nwbzarrio(
                 nwbfile.acquisition["ElectricalSeries"].data[:],
                 f["acquisition/ElectricalSeries/data"][...],
             )
+
+
+def _spec(name: str, **opts: object):
+    from nwbstore.codecs import make_spec
+
+    return make_spec(name, opts or None)
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "zarr_format", "expected"),
+    [
+        # the rows of the --portable table in docs/convert.md
+        (
+            ("shuffle", ("zlib", {"level": 6})),
+            3,
+            [("blosc", {"cname": "zlib", "clevel": 6, "shuffle": 1, "blocksize": 0})],
+        ),
+        (
+            ("shuffle", ("zlib", {"level": 6})),
+            2,
+            [("blosc", {"cname": "zlib", "clevel": 6, "shuffle": 1, "blocksize": 0})],
+        ),
+        ((("zlib", {"level": 6}),), 3, [("gzip", {"level": 6})]),
+        ((("zlib", {"level": 6}),), 2, [("zlib", {"level": 6})]),
+        (
+            ("shuffle", ("zstd", {"level": 5})),
+            3,
+            [("blosc", {"cname": "zstd", "clevel": 5, "shuffle": 1, "blocksize": 0})],
+        ),
+        ((("zstd", {"level": 5}), "fletcher32"), 3, [("zstd", None), ("crc32c", None)]),
+        ((("zstd", {"level": 5}), "fletcher32"), 2, [("zstd", None)]),
+        ((("bz2", {"level": 9}),), 3, [("zstd", {"level": 9, "checksum": False})]),
+        ((("bz2", {"level": 9}),), 2, [("bz2", {"level": 9})]),
+        (("lzma",), 2, [("zstd", {"level": 9, "checksum": False})]),
+        (
+            (("lz4", {}),),
+            3,
+            [("blosc", {"cname": "lz4", "clevel": 5, "shuffle": 0, "blocksize": 0})],
+        ),
+        ((("lz4", {}),), 2, [("lz4", None)]),
+        ((("blosc", {"cname": "zstd"}),), 3, [("blosc", {"cname": "zstd"})]),
+        (("delta", ("zstd", {"level": 5})), 3, [("zstd", {"level": 5})]),
+    ],
+)
+def test_portable_rules(pipeline: tuple, zarr_format: int, expected: list) -> None:
+    from nwbstore.codecs import non_portable_stages, plan_pipeline, portable_flavour
+
+    specs = []
+    for item in pipeline:
+        name, opts = (item, {}) if isinstance(item, str) else item
+        specs.append(_spec(name, dtype="<i2", **opts) if name == "delta" else _spec(name, **opts))
+    plan = plan_pipeline(tuple(specs), "zarr", zarr_format=zarr_format, portable=True)
+    assert [s.name for s in plan.pipeline] == [name for name, _ in expected]
+    for spec, (_name, opts) in zip(plan.pipeline, expected, strict=True):
+        for key, value in (opts or {}).items():
+            assert spec.options[key] == value, (spec, key)
+    assert plan.portable == (plan.pipeline != tuple(specs)) and not plan.defaulted
+    assert non_portable_stages(plan.pipeline, portable_flavour("zarr", zarr_format)) == []
+
+
+def test_default_zarr_store_made_portable(source: Path, tmp_path: Path) -> None:
+    """Zarr -> Zarr: an existing zarr-python store becomes readable by tensorstore."""
+    first = tmp_path / "first.zarr"
+    with pytest.warns(CodecTranscodedWarning):
+        nwbstore.convert(source, first, progress=False)
+    fixed = tmp_path / "fixed.zarr"
+    report = nwbstore.convert(first, fixed, codecs="portable", progress=False)
+    assert {t.dataset for t in report.transcoded_codecs} == {"/gzip_shuffle_fletcher", "/gzip"}
+    assert {"/blosc", "/zstd", "/lzf"} <= set(report.datasets_raw)
+    with h5py.File(source) as f:
+        for name in f:
+            np.testing.assert_array_equal(_ts_read(fixed, name, 3), f[name][...])
