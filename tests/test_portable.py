@@ -282,3 +282,23 @@ def test_default_zarr_store_made_portable(source: Path, tmp_path: Path) -> None:
     with h5py.File(source) as f:
         for name in f:
             np.testing.assert_array_equal(_ts_read(fixed, name, 3), f[name][...])
+
+
+def test_sharded_portable_output_reads_in_tensorstore(source: Path, tmp_path: Path) -> None:
+    from nwbstore import DatasetSettings
+
+    out = tmp_path / "sharded.zarr"
+    settings = DatasetSettings(
+        chunks=(100, 10), shards=(300, 10), compression="zlib", shuffle=True, checksum=True
+    )
+    with pytest.warns(CodecTranscodedWarning, match="/lzf"):
+        nwbstore.convert(
+            source, out, codecs="portable", settings={"gzip": settings}, progress=False
+        )
+    [codec] = json.loads((out / "gzip" / "zarr.json").read_text())["codecs"]
+    assert codec["name"] == "sharding_indexed"
+    inner = {c["name"] for c in codec["configuration"]["codecs"]}
+    index = {c["name"] for c in codec["configuration"]["index_codecs"]}
+    assert inner == {"bytes", "blosc", "crc32c"} and index <= V3_CORE
+    with h5py.File(source) as f:
+        np.testing.assert_array_equal(_ts_read(out, "gzip", 3), f["gzip"][...])
