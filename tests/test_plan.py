@@ -97,8 +97,13 @@ def test_strict_refuses_before_the_destination_exists(unmappable: Path, tmp_path
         nwbstore.convert(unmappable, dst, strict=True, progress=False)
     text = str(err.value)
     assert "strict=True" in text and "--strict" in text and "fallback='drop'" in text
-    assert err.value.dataset is not None and err.value.target == "zarr"
-    assert err.value.default is not None
+    assert err.value.dataset in {"/lzf", "/bitshuffle_lz4", "/bitshuffle_zstd", "/blosc2"}
+    assert err.value.target == "zarr" and err.value.default is not None
+    # every refused dataset is named, not only the first
+    assert text.startswith("5 datasets") or text.startswith("6 datasets")
+    for name in ("/lzf", "/bitshuffle_lz4", "/bitshuffle_zstd", "/blosc2", "/scaleoffset"):
+        assert name in text
+    assert "/plain_gzip" not in text
     assert not dst.exists()
 
 

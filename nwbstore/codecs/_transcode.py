@@ -427,7 +427,8 @@ def plan_pipeline(
         except UnsupportedCodecError as err:
             suggestion = _counterpart_default(pipeline, target)[0]
             raise UnsupportedCodecError(
-                f"{err}. This is an error because of strict=True (CLI --strict); without it "
+                f"{str(err).rstrip('.')}. This is an error because of strict=True (CLI "
+                "--strict); without it "
                 f"the default transcode writes {describe_pipeline(suggestion)}",
                 dataset=where,
                 target=target,

@@ -171,12 +171,28 @@ def plan_conversion(root: Group, options: PlanOptions) -> ConversionPlan:
         An override cannot be written for some dataset.
     """
     plan = ConversionPlan(options)
+    refused: list[UnsupportedCodecError] = []
 
     def visit(_name: str, node: Group | Dataset) -> None:
         if isinstance(node, Dataset):
-            plan.add(node)
+            try:
+                plan.add(node)
+            except UnsupportedCodecError as err:
+                refused.append(err)
 
     root.visititems(visit)
+    if len(refused) == 1:
+        raise refused[0]
+    if refused:
+        first = refused[0]
+        others = ", ".join(str(e.dataset) for e in refused[1:])
+        raise UnsupportedCodecError(
+            f"{len(refused)} datasets cannot be written as they are. First: {first}. "
+            f"Also: {others}",
+            dataset=first.dataset,
+            target=first.target,
+            default=first.default,
+        ) from first
     return plan
 
 
@@ -266,15 +282,19 @@ def _adapted(
     job: ConversionPlan, path: str, settings: DatasetSettings, dtype: np.dtype[Any]
 ) -> DatasetSettings:
     opts = job.options
-    decided = plan_pipeline(
-        settings.pipeline,
-        opts.dst_format,
-        zarr_format=opts.zarr_format,
-        where=f"dataset {path!r}",
-        fallback=opts.fallback,
-        strict=opts.strict,
-        portable=opts.codecs == "portable",
-    )
+    try:
+        decided = plan_pipeline(
+            settings.pipeline,
+            opts.dst_format,
+            zarr_format=opts.zarr_format,
+            where=f"dataset {path!r}",
+            fallback=opts.fallback,
+            strict=opts.strict,
+            portable=opts.codecs == "portable",
+        )
+    except UnsupportedCodecError as err:
+        err.dataset = path  # the path itself, for callers that format their own text
+        raise
     if decided.pipeline == settings.pipeline:
         return settings
     kinds = [
