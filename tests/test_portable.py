@@ -302,3 +302,19 @@ def test_sharded_portable_output_reads_in_tensorstore(source: Path, tmp_path: Pa
     assert inner == {"bytes", "blosc", "crc32c"} and index <= V3_CORE
     with h5py.File(source) as f:
         np.testing.assert_array_equal(_ts_read(out, "gzip", 3), f["gzip"][...])
+
+
+def test_portable_reaches_converted_link_targets(tmp_path: Path) -> None:
+    """An external link into HDF5 converts its target too: with the same codecs option."""
+    target = tmp_path / "target.h5"
+    with h5py.File(target, "w") as f:
+        f.create_dataset("data", data=DATA, chunks=(100, 10), compression="gzip", shuffle=True)
+    main_file = tmp_path / "main.h5"
+    with h5py.File(main_file, "w") as f:
+        f["linked"] = h5py.ExternalLink("target.h5", "/data")
+    out = tmp_path / "main.nwb.zarr"
+    report = nwbstore.convert(main_file, out, codecs="portable", progress=False)
+    assert report.converted_targets, report
+    converted = tmp_path / "target.nwb.zarr"
+    assert _codec_names(converted, "data", 3) <= V3_CORE
+    np.testing.assert_array_equal(_ts_read(converted, "data", 3), DATA)
