@@ -55,7 +55,21 @@ def _cmd_info(args: argparse.Namespace) -> int:
             node = store.root.get(key)
             if isinstance(node, Dataset) and node.ndim == 0:
                 print(f"{key}: {node[()]}")
+        _print_non_portable(store)
     return 0
+
+
+def _print_non_portable(store: Any) -> None:
+    """The ``info`` section listing codecs not every reader of the format decodes."""
+    from nwbstore.portability import non_portable_codecs
+
+    rule, found = non_portable_codecs(store)
+    if not found:
+        print(f"codecs:    portable ({rule})")
+        return
+    print(f"non-portable codecs ({len(found)} dataset(s); portable means {rule}):")
+    for path, names in found:
+        print(f"  {path}: {', '.join(names)}")
 
 
 def _iter_links(group: Any) -> list[tuple[str, Any]]:
@@ -107,6 +121,8 @@ def _cmd_convert(args: argparse.Namespace, *, first_n: int | None = None) -> int
         compression=args.compression,
         chunks=_parse_chunks(args.chunks),
         fallback=args.fallback,
+        strict=args.strict,
+        codecs="portable" if args.portable else None,
         zarr_format=args.zarr_format,
         format=args.format,
         jobs=args.jobs,
@@ -224,6 +240,17 @@ def _build_parser() -> argparse.ArgumentParser:
         p.add_argument("--compression", help="codec for every dataset, e.g. zstd:5 or gzip:4")
         p.add_argument("--chunks", help="'auto' or a chunk shape such as 1000,16")
         p.add_argument("--fallback", help="codec to use where one has no counterpart, or 'drop'")
+        p.add_argument(
+            "--strict",
+            action="store_true",
+            help="refuse codecs with no counterpart instead of transcoding them (see docs)",
+        )
+        p.add_argument(
+            "--portable",
+            action="store_true",
+            help="write only codecs every reader decodes (Zarr v3 core codecs; Zarr v2 "
+            "standard compressors, no filters; HDF5 built-in filters)",
+        )
         p.add_argument("--jobs", type=int, help="worker threads")
         p.add_argument("--scheduler", help="Dask distributed scheduler address")
         p.add_argument("--overwrite", action="store_true", help="replace an existing destination")

@@ -37,6 +37,10 @@ class ConversionReport:
         Links whose target could not be found (reported, kept as links).
     dropped
         Anything left out on request, with the reason.
+    transcoded_codecs
+        Datasets whose codecs changed, as ``(dataset, source, target, reason)`` tuples
+        (:class:`~nwbstore.convert.plan.TranscodedCodec`): codecs without counterpart on the
+        destination (default transcodes), ``codecs="portable"`` rewrites and ``fallback=``.
     unpickled
         Source datasets decoded from the legacy Pickle codec (``allow_pickle=True``); the
         destination holds them as plain strings, references or records.
@@ -66,6 +70,7 @@ class ConversionReport:
     dropped: list[str] = field(default_factory=list)
     unpickled: list[str] = field(default_factory=list)
     truncated: list[str] = field(default_factory=list)
+    transcoded_codecs: list[Any] = field(default_factory=list)
     seconds: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -81,11 +86,16 @@ class ConversionReport:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict of the report."""
-        return {
+        out = {
             f.name: list(v) if isinstance(v := getattr(self, f.name), list) else v
             for f in fields(self)
             if f.name != "_lock"
         }
+        out["transcoded_codecs"] = [
+            dict(zip(("dataset", "source", "target", "reason"), item, strict=True))
+            for item in self.transcoded_codecs
+        ]
+        return out
 
     def __str__(self) -> str:
         lines = [
@@ -98,6 +108,7 @@ class ConversionReport:
             f"  bytes read {self.bytes_read / 1e6:.2f} MB, "
             f"written {self.bytes_written / 1e6:.2f} MB",
         ]
+        transcoded = [f"{d}: {a} -> {b} ({why})" for d, a, b, why in self.transcoded_codecs]
         for title, items in (
             ("resolved external links", self.resolved_links),
             ("converted link targets", self.converted_targets),
@@ -105,6 +116,7 @@ class ConversionReport:
             ("dropped", self.dropped),
             ("decoded from Pickle (no code run)", self.unpickled),
             ("truncated", self.truncated),
+            ("codecs transcoded", transcoded),
         ):
             if items:
                 lines.append(f"  {title}:")
