@@ -40,6 +40,9 @@ class ConversionReport:
     unpickled
         Source datasets decoded from the legacy Pickle codec (``allow_pickle=True``); the
         destination holds them as plain strings, references or records.
+    resume_note
+        With ``resume=True``: what was resumed, or that the destination was already complete,
+        or that an unreadable ``.partial`` was restarted from the start.
     seconds
         Wall time.
     """
@@ -62,6 +65,7 @@ class ConversionReport:
     broken_links: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
     unpickled: list[str] = field(default_factory=list)
+    resume_note: str = ""
     seconds: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -94,6 +98,8 @@ class ConversionReport:
             f"  bytes read {self.bytes_read / 1e6:.2f} MB, "
             f"written {self.bytes_written / 1e6:.2f} MB",
         ]
+        if self.resume_note:
+            lines.append(f"  {self.resume_note}")
         for title, items in (
             ("resolved external links", self.resolved_links),
             ("converted link targets", self.converted_targets),

@@ -1,0 +1,94 @@
+"""Opening a conversion's destination: new, resumed, or restarted after a hard kill.
+
+- ``resume`` with nothing to resume starts a new conversion (and says so in the report).
+- ``resume`` of a complete destination changes nothing and says "already complete".
+- An HDF5 ``.partial`` that h5py cannot open any more (common after ``kill -9``: HDF5's
+  caches never reached the file) is deleted and the conversion restarts from the start; the
+  report and a :class:`~nwbstore.errors.NwbStoreWarning` say so. A Zarr destination that
+  cannot be read is never deleted on ``resume``: the error says to use ``--overwrite``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from nwbstore.convert import marker
+from nwbstore.convert.locations import exists, remove
+from nwbstore.convert.staging import Staging
+from nwbstore.errors import IncompleteStoreError, NwbStoreError, NwbStoreWarning
+from nwbstore.nodes import Store
+
+__all__ = ["Opened", "open_destination", "resume_hint"]
+
+
+def resume_hint(src: str | None = None, dst: str | None = None) -> str:
+    """The one line printed when a conversion is interrupted (Ctrl-C)."""
+    into = f" into {dst}" if dst else ""
+    return (
+        f"interrupted: the conversion{into} is marked incomplete; run the same command with "
+        "--resume to continue, or --overwrite to start over"
+    )
+
+
+@dataclass
+class Opened:
+    """The open destination and what happened on opening it."""
+
+    store: Store | None  # None: already complete, nothing to do
+    mark: marker.Mark | None
+    note: str = ""
+
+
+def open_destination(
+    staging: Staging, zarr_format: int, storage_options: Mapping[str, Any], *, resume: bool
+) -> Opened:
+    """Open ``staging.where`` for writing, resuming when asked and possible."""
+    where, final, fmt = staging.where, staging.final, staging.format
+    if not resume:
+        store, mark = marker.begin(where, fmt, zarr_format, storage_options, resume=False)
+        return Opened(store, mark)
+    if not staging.resume:
+        if fmt == "hdf5" and exists(final, storage_options):
+            return Opened(None, None, f"{final} is already complete: nothing to resume")
+        store, mark = marker.begin(where, fmt, zarr_format, storage_options, resume=False)
+        return Opened(store, mark, f"nothing to resume at {final}: started a new conversion")
+    try:
+        store, mark = marker.begin(where, fmt, zarr_format, storage_options, resume=True)
+    except IncompleteStoreError as err:
+        if "already complete" in str(err) and staging.format == "zarr":
+            return Opened(None, None, f"{final} is already complete: nothing to resume")
+        if staging.format != "hdf5":
+            raise
+        return _restart(staging, zarr_format, storage_options, err)
+    except (NwbStoreError, OSError, ValueError, KeyError) as err:
+        if staging.format != "hdf5":
+            raise IncompleteStoreError(
+                f"cannot resume into {where}: it cannot be read ({err}); pass --overwrite "
+                "(overwrite=True) to start over"
+            ) from err
+        return _restart(staging, zarr_format, storage_options, err)
+    done = len(mark.completed)
+    note = f"resumed: {done} datasets were already complete"
+    if mark.partial:
+        note += ", continued " + ", ".join(
+            f"{path} after {entry.get('done', 0)} chunks" for path, entry in mark.partial.items()
+        )
+    return Opened(store, mark, note)
+
+
+def _restart(
+    staging: Staging, zarr_format: int, storage_options: Mapping[str, Any], err: Exception
+) -> Opened:
+    note = (
+        f"restarted: {staging.where} could not be reopened after the interruption "
+        f"({type(err).__name__}: {err}); converting again from the start"
+    )
+    warnings.warn(note, NwbStoreWarning, stacklevel=3)
+    remove(staging.where, storage_options)
+    store, mark = marker.begin(
+        staging.where, staging.format, zarr_format, storage_options, resume=False
+    )
+    return Opened(store, mark, note)
