@@ -422,7 +422,7 @@ def convert(
     started = time.perf_counter()
     src_url, dst_url = os.fspath(src), os.fspath(dst)
     # the source is never written: refuse before anything is created or deleted
-    check_distinct(src_url, dst_url, staging.temporary_urls(dst_url, format))
+    check_distinct(src_url, dst_url, staging.temporary_urls(dst_url))
     options = dict(storage_options or {})
     report = ConversionReport(source=src_url, destination=dst_url)
     if exists(dst_url, options) and not (overwrite or resume):

@@ -51,9 +51,11 @@ def check_distinct(src: str, dst: str, also_written: Iterable[str] = ()) -> None
     """
     for where in (dst, *also_written):
         if overlaps(src, where):
-            relation = _relation(src, where)
+            what = f"the destination {dst}"
+            if where != dst:
+                what += f" (written first as {where})"
             raise SameSourceAndDestinationError(
-                f"the destination {dst} {relation} the source {src}: the source is never "
+                f"{what} {_relation(src, where)} the source {src}: the source is never "
                 "written, even with --overwrite or --resume; choose another destination"
             )
 

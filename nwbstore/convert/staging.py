@@ -28,7 +28,14 @@ from typing import Any
 from nwbstore.backends.registry import detect_backend, split_protocol
 from nwbstore.convert.locations import exists, remove, sibling_url
 
-__all__ = ["Staging", "partial_url", "plan_staging", "publish", "replacement_url"]
+__all__ = [
+    "Staging",
+    "partial_url",
+    "plan_staging",
+    "publish",
+    "replacement_url",
+    "temporary_urls",
+]
 
 #: Zarr root metadata objects: copied last when a store is moved on object storage.
 _ROOT_METADATA = ("zarr.json", ".zgroup", ".zattrs", ".zmetadata")
@@ -72,9 +79,9 @@ class Staging:
         return self.where == self.final
 
 
-def temporary_urls(url: str, fmt: str | None) -> tuple[str, ...]:
+def temporary_urls(url: str) -> tuple[str, ...]:
     """Every location a conversion into ``url`` may write besides ``url`` itself."""
-    return (partial_url(url),) if _format(url, fmt) == "hdf5" else (replacement_url(url),)
+    return partial_url(url), replacement_url(url)
 
 
 def _format(url: str, fmt: str | None) -> str:
