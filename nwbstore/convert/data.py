@@ -157,8 +157,8 @@ def _run(
                     collect(wait(pending, return_when=FIRST_COMPLETED).done)
             collect(wait(pending).done)
         except BaseException:
-            for fut in pending:
-                fut.cancel()
+            # let the few queued tasks finish (at most 2 * jobs): cancelling one that a worker
+            # has taken but not started would cut the finished prefix short
             wait(pending)
             for fut, index in list(pending.items()):
                 if not fut.cancelled() and fut.exception() is None:

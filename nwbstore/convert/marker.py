@@ -50,6 +50,7 @@ class Mark:
     completed: set[str] = field(default_factory=set)
     partial: dict[str, dict[str, Any]] = field(default_factory=dict)
     _unsaved_bytes: int = 0
+    _unsaved: bool = False
     _saved_at: float = field(default_factory=time.monotonic)
 
     def to_json(self) -> str:
@@ -63,6 +64,7 @@ class Mark:
         if self.store.format == "hdf5":
             self.store.flush()
         self._unsaved_bytes = 0
+        self._unsaved = False
         self._saved_at = time.monotonic()
 
     def resume_point(self, path: str, kind: str) -> int:
@@ -78,10 +80,12 @@ class Mark:
         Saved when enough bytes or time went by since the last save, or when ``force``.
         """
         entry = self.partial.get(path)
-        if entry is not None and entry.get("kind") == kind and entry.get("done", 0) >= done:
-            return
-        self.partial[path] = {"kind": kind, "done": done}
+        if entry is None or entry.get("kind") != kind or entry.get("done", 0) < done:
+            self.partial[path] = {"kind": kind, "done": done}
+            self._unsaved = True
         self._unsaved_bytes += nbytes
+        if not self._unsaved:
+            return
         due = self._unsaved_bytes >= CHECKPOINT_BYTES
         if force or due or time.monotonic() - self._saved_at >= CHECKPOINT_SECONDS:
             self.save()
