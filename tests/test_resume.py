@@ -333,3 +333,37 @@ def test_checkpoints_are_spaced_by_bytes(tmp_path: Path, monkeypatch: pytest.Mon
     nwbstore.convert(src, tmp_path / "out.nwb.zarr", raw=False, jobs=1, progress=False)
     partial_saves = [s for s in saves if '"/big"' in s]
     assert len(partial_saves) == N_CHUNKS // 10
+
+
+def test_ctrl_c_then_resume_on_s3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3_server: Any, s3_bucket: str
+) -> None:
+    opts = s3_server.storage_options
+    src = _h5_source(tmp_path / "src.nwb")
+    url = f"s3://{s3_bucket}/out.nwb.zarr"
+    monkeypatch.setattr(data, "BLOCK_BYTES", SMALL_BLOCK)
+    with monkeypatch.context() as m:
+        _interrupt_at(m, KILL_AT)
+        with pytest.raises(KeyboardInterrupt):
+            nwbstore.convert(src, url, jobs=1, raw=False, storage_options=opts, progress=False)
+    meta = json.loads(s3_server.filesystem().cat_file(f"{s3_bucket}/out.nwb.zarr/zarr.json"))
+    mark = json.loads(meta["attributes"]["_NWBSTORE_INCOMPLETE"])
+    assert mark["partial"]["/big"]["done"] == KILL_AT - 1  # the interrupted write is not counted
+    counts: dict[str, int] = {}
+
+    def counting(original: Any) -> Any:
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            counts[self.name] = counts.get(self.name, 0) + 1
+            return original(self, *args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(ZarrDataset, "_write", counting(ZarrDataset._write))
+    report = nwbstore.convert(
+        src, url, resume=True, raw=False, storage_options=opts, progress=False
+    )
+    assert "/big after 14 chunks" in report.resume_note
+    assert counts["/big"] == N_CHUNKS - (KILL_AT - 1)
+    root = zarr.open_group(url, mode="r", storage_options=opts)
+    assert "_NWBSTORE_INCOMPLETE" not in root.attrs
+    np.testing.assert_array_equal(root["big"][:], _values()["big"])

@@ -260,3 +260,51 @@ def test_stale_partial_blocks_a_plain_rerun_and_overwrite_clears_it(
     with h5py.File(dst, "r") as f, h5py.File(h5src, "r") as s:
         np.testing.assert_array_equal(f["data"][:], s["data"][:])
         assert "_NWBSTORE_INCOMPLETE" not in f.attrs
+
+
+def test_interrupted_overwrite_is_resumed_into_its_temporary_store_then_swapped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old_src = _h5_source(tmp_path / "old.nwb", seed=1)
+    new_src = _h5_source(tmp_path / "new.nwb", seed=2)
+    dst = tmp_path / "out.nwb.zarr"
+    nwbstore.convert(old_src, dst, progress=False)
+    with monkeypatch.context() as m:
+        _crash_after(m, 2)
+        with pytest.raises(_Crash):
+            nwbstore.convert(new_src, dst, overwrite=True, progress=False)
+    temporary = tmp_path / ".out.nwb.zarr.nwbstore-new"
+    assert temporary.is_dir()  # hidden sibling, carrying the incomplete mark
+    assert "_NWBSTORE_INCOMPLETE" in zarr.open_group(temporary, mode="r").attrs
+    report = nwbstore.convert(new_src, dst, resume=True, progress=False)
+    assert "resumed" in report.resume_note
+    assert not temporary.exists()
+    with h5py.File(new_src, "r") as f:
+        np.testing.assert_array_equal(zarr.open_array(dst / "data", mode="r")[:], f["data"][:])
+        np.testing.assert_array_equal(zarr.open_array(dst / "grp/x", mode="r")[:], f["grp/x"][:])
+
+
+def test_resume_moves_a_finished_result_left_under_its_temporary_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nwbstore.convert import staging
+
+    old_src = _h5_source(tmp_path / "old.nwb", seed=1)
+    new_src = _h5_source(tmp_path / "new.nwb", seed=2)
+    dst = tmp_path / "out.nwb.zarr"
+    nwbstore.convert(old_src, dst, progress=False)
+
+    def crash(new: str, final: str) -> None:
+        raise _Crash("died while swapping")
+
+    with monkeypatch.context() as m:
+        m.setattr(staging, "_swap_local", crash)
+        with pytest.raises(_Crash):
+            nwbstore.convert(new_src, dst, overwrite=True, progress=False)
+    with h5py.File(old_src, "r") as f:  # the old store is still in place
+        np.testing.assert_array_equal(zarr.open_array(dst / "t", mode="r")[:], f["t"][:])
+    report = nwbstore.convert(new_src, dst, resume=True, progress=False)
+    assert "moved to" in report.resume_note
+    assert not (tmp_path / ".out.nwb.zarr.nwbstore-new").exists()
+    with h5py.File(new_src, "r") as f:
+        np.testing.assert_array_equal(zarr.open_array(dst / "t", mode="r")[:], f["t"][:])

@@ -440,6 +440,7 @@ def convert(
         opened = open_destination(stage, zarr_format, options, resume=resume)
         report.resume_note = opened.note
         if opened.store is None or opened.mark is None:  # resume of a complete destination
+            staging.publish(stage, options)  # a finished result still under a temporary name
             report.seconds = time.perf_counter() - started
             return report
         dest = exits.enter_context(opened.store)

@@ -1,7 +1,9 @@
 """Opening a conversion's destination: new, resumed, or restarted after a hard kill.
 
 - ``resume`` with nothing to resume starts a new conversion (and says so in the report).
-- ``resume`` of a complete destination changes nothing and says "already complete".
+- ``resume`` of a complete destination changes nothing and says "already complete"; a
+  complete result still under its temporary name (an overwrite stopped while swapping) is
+  moved into place.
 - An HDF5 ``.partial`` that h5py cannot open any more (common after ``kill -9``: HDF5's
   caches never reached the file) is deleted and the conversion restarts from the start; the
   report and a :class:`~nwbstore.errors.NwbStoreWarning` say so. A Zarr destination that
@@ -59,6 +61,8 @@ def open_destination(
         store, mark = marker.begin(where, fmt, zarr_format, storage_options, resume=True)
     except IncompleteStoreError as err:
         if "already complete" in str(err) and staging.format == "zarr":
+            if not staging.in_place:  # an overwrite that stopped while swapping the result in
+                return Opened(None, None, f"the finished result in {where} was moved to {final}")
             return Opened(None, None, f"{final} is already complete: nothing to resume")
         if staging.format != "hdf5":
             raise
