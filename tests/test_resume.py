@@ -367,3 +367,22 @@ def test_ctrl_c_then_resume_on_s3(
     root = zarr.open_group(url, mode="r", storage_options=opts)
     assert "_NWBSTORE_INCOMPLETE" not in root.attrs
     np.testing.assert_array_equal(root["big"][:], _values()["big"])
+
+
+def test_resume_recreates_a_dataset_whose_metadata_was_cut_short(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = _h5_source(tmp_path / "src.nwb")
+    dst = tmp_path / "out.nwb.zarr"
+    monkeypatch.setattr(data, "BLOCK_BYTES", SMALL_BLOCK)
+    with monkeypatch.context() as m:
+        _interrupt_at(m, KILL_AT)
+        with pytest.raises(KeyboardInterrupt):
+            nwbstore.convert(src, dst, jobs=1, raw=False, progress=False)
+    meta = dst / "big" / "zarr.json"
+    meta.write_bytes(meta.read_bytes()[:40])  # as a kill in the middle of writing it leaves it
+    report = nwbstore.convert(src, dst, resume=True, raw=False, progress=False)
+    assert report.resume_note.startswith("resumed")
+    np.testing.assert_array_equal(_read_dst(dst)["big"], _values()["big"])
+    # rewritten, not only readable through the consolidated metadata
+    np.testing.assert_array_equal(zarr.open_array(dst / "big", mode="r")[:], _values()["big"])

@@ -21,7 +21,7 @@ from nwbstore.convert.data import copy_values
 from nwbstore.convert.locations import exists, rebase_link_url, resolve_link_url, sibling_url
 from nwbstore.convert.overlap import check_distinct
 from nwbstore.convert.report import ConversionReport
-from nwbstore.convert.resuming import open_destination
+from nwbstore.convert.resuming import open_destination, reopen_dataset
 from nwbstore.dtypes import is_reference_dtype
 from nwbstore.errors import NwbStoreError, StoreExistsError
 from nwbstore.links import ExternalLink, Reference, SoftLink
@@ -191,10 +191,8 @@ def _copy_dataset(job: _Job, src: Dataset, parent: Group, name: str) -> None:
     path = src.name
     settings = _destination_settings(job, path, src)
     shape = _dest_shape(job, src)
-    if name in parent:
-        dst = parent[name]  # resuming: the dataset exists from the interrupted run
-        assert isinstance(dst, Dataset)
-    else:
+    dst = reopen_dataset(job.dst, parent, name, path)  # resuming: it may exist already
+    if dst is None:
         dst = parent.create_dataset(name, shape=shape, dtype=src.dtype, settings=settings)
     job.report.datasets += 1
     if getattr(src, "decoded_from_pickle", False):  # a legacy Pickle array, read by opt-in
@@ -440,7 +438,8 @@ def convert(
         opened = open_destination(stage, zarr_format, options, resume=resume)
         report.resume_note = opened.note
         if opened.store is None or opened.mark is None:  # resume of a complete destination
-            staging.publish(stage, options)  # a finished result still under a temporary name
+            if not stage.in_place and exists(stage.where, options):
+                staging.publish(stage, options)  # a finished result under a temporary name
             report.seconds = time.perf_counter() - started
             return report
         dest = exits.enter_context(opened.store)

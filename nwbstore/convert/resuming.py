@@ -21,9 +21,9 @@ from nwbstore.convert import marker
 from nwbstore.convert.locations import exists, remove
 from nwbstore.convert.staging import Staging
 from nwbstore.errors import IncompleteStoreError, NwbStoreError, NwbStoreWarning
-from nwbstore.nodes import Store
+from nwbstore.nodes import Dataset, Group, Store
 
-__all__ = ["Opened", "open_destination", "resume_hint"]
+__all__ = ["Opened", "open_destination", "reopen_dataset", "resume_hint"]
 
 
 def resume_hint(src: str | None = None, dst: str | None = None) -> str:
@@ -96,3 +96,33 @@ def _restart(
         staging.where, staging.format, zarr_format, storage_options, resume=False
     )
     return Opened(store, mark, note)
+
+
+def reopen_dataset(store: Store, parent: Group, name: str, source_path: str) -> Dataset | None:
+    """The dataset ``name`` an interrupted run left in ``parent``, or None to create it.
+
+    A dataset whose metadata cannot be read any more (cut short by a kill) is deleted and its
+    recorded progress forgotten, so it is copied again from the start.
+    """
+    if name not in parent:
+        return None
+    try:
+        node = parent[name]
+        if isinstance(node, Dataset):
+            _ = (node.shape, node.dtype, node.settings)  # reads the metadata
+            return node
+    except (NwbStoreError, OSError, ValueError, KeyError):
+        pass
+    where = f"{parent.name.rstrip('/')}/{name}"
+    try:
+        del parent[name]
+    except (NwbStoreError, OSError, ValueError, KeyError) as err:
+        raise IncompleteStoreError(
+            f"cannot resume into {store.url}: {where!r} is unreadable and cannot be removed "
+            f"({err}); pass --overwrite (overwrite=True) to start over"
+        ) from err
+    mark = marker.mark_of(store)
+    if mark is not None:
+        mark.completed.discard(source_path)
+        mark.partial.pop(where, None)
+    return None
