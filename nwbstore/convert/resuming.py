@@ -78,7 +78,9 @@ def open_destination(
     note = f"resumed: {done} datasets were already complete"
     if mark.partial:
         note += ", continued " + ", ".join(
-            f"{path} after {entry.get('done', 0)} chunks" for path, entry in mark.partial.items()
+            f"{path} after {entry.get('done', 0)} "
+            + ("stored chunks" if entry.get("kind") == "chunks" else "blocks")
+            for path, entry in mark.partial.items()
         )
     return Opened(store, mark, note)
 
