@@ -308,3 +308,28 @@ def test_resume_moves_a_finished_result_left_under_its_temporary_name(
     assert not (tmp_path / ".out.nwb.zarr.nwbstore-new").exists()
     with h5py.File(new_src, "r") as f:
         np.testing.assert_array_equal(zarr.open_array(dst / "t", mode="r")[:], f["t"][:])
+
+
+@pytest.mark.parametrize("suffix", [".nwb", ".nwb.zarr"])
+def test_overwrite_from_a_source_with_a_corrupt_chunk_keeps_the_old_destination(
+    tmp_path: Path, suffix: str
+) -> None:
+    from nwbstore.errors import CorruptChunkError
+
+    old_src = _h5_source(tmp_path / "old.nwb", seed=1)
+    bad = tmp_path / "bad.nwb"
+    with h5py.File(bad, "w") as f:
+        f.create_dataset("a", data=np.arange(100.0))
+        f.create_dataset("data", data=np.arange(4000.0), chunks=(500,), compression="gzip")
+        info = f["data"].id.get_chunk_info(3)
+    with open(bad, "r+b") as fh:  # garbage in the middle of one gzip chunk
+        fh.seek(info.byte_offset + 10)
+        fh.write(b"\xff" * 40)
+    dst = tmp_path / f"out{suffix}"
+    nwbstore.convert(old_src, dst, progress=False)
+    before = _digest(dst)
+    with pytest.raises(CorruptChunkError, match="data"):
+        nwbstore.convert(bad, dst, overwrite=True, raw=False, progress=False)
+    assert _digest(dst) == before
+    with nwbstore.open(dst) as store, h5py.File(old_src, "r") as f:
+        np.testing.assert_array_equal(store["data"][:], f["data"][:])

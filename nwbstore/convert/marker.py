@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from nwbstore.errors import IncompleteStoreError, NwbStoreError
+from nwbstore.errors import IncompleteStoreError
 from nwbstore.nodes import INCOMPLETE_ATTR, Store
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "Mark",
     "begin",
     "finish",
+    "mark_of",
     "read_mark",
     "record_done",
 ]
@@ -190,10 +191,3 @@ def finish(store: Store) -> None:
     """Remove the mark; the store is complete once it is closed."""
     store.root.attrs._delete(INCOMPLETE_ATTR)
 
-
-def is_marked(store: Store) -> bool:
-    """True if ``store`` carries the incomplete mark."""
-    try:
-        return read_mark(store) is not None
-    except NwbStoreError:
-        return True

@@ -168,6 +168,7 @@ def _move_remote(new: str, final: str, storage_options: Mapping[str, Any]) -> No
     fs, new_path = fsspec.core.url_to_fs(new, **dict(storage_options))
     _, final_path = fsspec.core.url_to_fs(final, **dict(storage_options))
     new_path, final_path = new_path.rstrip("/"), final_path.rstrip("/")
+    fs.invalidate_cache()  # listings cached while the store was written are stale
     keys = [k for k in fs.find(new_path) if k.startswith(new_path + "/")]
     relative = [k[len(new_path) + 1 :] for k in keys]
     if fs.exists(final_path):
