@@ -22,6 +22,7 @@ from nwbstore.convert.locations import exists, rebase_link_url, resolve_link_url
 from nwbstore.convert.overlap import check_distinct
 from nwbstore.convert.report import ConversionReport
 from nwbstore.convert.resuming import open_destination, reopen_dataset
+from nwbstore.convert.truncation import TruncationPlan, fit_chunks, plan_truncation
 from nwbstore.dtypes import is_reference_dtype
 from nwbstore.errors import NwbStoreError, StoreExistsError
 from nwbstore.links import ExternalLink, Reference, SoftLink
@@ -80,6 +81,7 @@ class _Job:
     deferred: list[Callable[[], None]] = dataclasses.field(default_factory=list)
     converted: dict[str, str] = dataclasses.field(default_factory=dict)
     cluster: Any = None  # a DistributedCopier when scheduler= is given
+    truncation: TruncationPlan | None = None  # kept lengths when first_n is given
 
 
 def _destination_settings(job: _Job, path: str, src: Dataset) -> DatasetSettings | None:
@@ -162,10 +164,16 @@ def _adapted(
     )
 
 
+def _kept_length(job: _Job, src: Dataset) -> int | None:
+    """Entries of ``src`` kept along axis 0 (truncation), or None when copied whole."""
+    return job.truncation.kept_length(src) if job.truncation is not None else None
+
+
 def _dest_shape(job: _Job, src: Dataset) -> tuple[int, ...]:
     shape = tuple(src.shape)
-    if job.first_n is not None and shape:
-        shape = (min(shape[0], job.first_n), *shape[1:])
+    kept = _kept_length(job, src)
+    if kept is not None:
+        shape = (kept, *shape[1:])
     return shape
 
 
@@ -191,6 +199,9 @@ def _copy_dataset(job: _Job, src: Dataset, parent: Group, name: str) -> None:
     path = src.name
     settings = _destination_settings(job, path, src)
     shape = _dest_shape(job, src)
+    kept = _kept_length(job, src)
+    if settings is not None and job.truncation is not None:
+        settings = fit_chunks(settings, shape)
     dst = reopen_dataset(job.dst, parent, name, path)  # resuming: it may exist already
     if dst is None:
         dst = parent.create_dataset(name, shape=shape, dtype=src.dtype, settings=settings)
@@ -204,12 +215,12 @@ def _copy_dataset(job: _Job, src: Dataset, parent: Group, name: str) -> None:
     if _dtype_has_references(src.dtype):
 
         def write_ref_values() -> None:
-            copy_values(src, dst, job.report, jobs=1, raw=False, first_n=job.first_n)
+            copy_values(src, dst, job.report, jobs=1, raw=False, first_n=kept)
             job.report.references += int(np.prod(shape)) if shape else 1
 
         job.deferred.append(write_ref_values)
         return
-    if src.size and job.cluster is not None and job.first_n is None:
+    if src.size and job.cluster is not None and kept is None:
         dst.store.flush()
         job.cluster.copy(src, dst, job.report, raw=job.raw)
         if tick is not None:
@@ -222,7 +233,7 @@ def _copy_dataset(job: _Job, src: Dataset, parent: Group, name: str) -> None:
             jobs=job.jobs,
             raw=job.raw,
             on_progress=tick,
-            first_n=job.first_n,
+            first_n=kept,
             checkpoint=marker.mark_of(job.dst),
         )
         if all_raw:
@@ -405,7 +416,10 @@ def convert(
     raw
         Copy stored chunks without decoding where the codec pipelines are byte-compatible.
     first_n
-        Keep only the first ``first_n`` entries of each dataset along its first axis.
+        Write a truncated copy: tables keep their first ``first_n`` rows and time series their
+        first ``first_n`` samples, with indexes, regions and electrode tables kept consistent
+        (see :func:`nwbstore.convert.truncation.plan_truncation`); a store that is not NWB
+        keeps the first ``first_n`` entries of every dataset.
     allow_pickle
         Read legacy Pickle-encoded source arrays (hdmf-zarr <= 0.13) with nwbstore's
         non-executing decoder (see :func:`nwbstore.open`); they are written as ordinary
@@ -432,6 +446,8 @@ def convert(
         source = exits.enter_context(
             nwbstore.open(src_url, "r", storage_options=options, allow_pickle=allow_pickle)
         )
+        # decided before the destination is touched: kept lengths of a truncated copy
+        truncation = plan_truncation(source, first_n) if first_n is not None else None
         stage = staging.plan_staging(
             dst_url, format, options, overwrite=overwrite and not resume, resume=resume
         )
@@ -448,9 +464,8 @@ def convert(
         if progress:
             from tqdm.auto import tqdm
 
-            bar = exits.enter_context(
-                tqdm(total=_total_bytes(source.root), unit="B", unit_scale=True, desc="convert")
-            )
+            total = truncation.kept_bytes(source.root) if truncation else _total_bytes(source.root)
+            bar = exits.enter_context(tqdm(total=total, unit="B", unit_scale=True, desc="convert"))
         job = _Job(
             src=source,
             dst=dest,
@@ -468,7 +483,10 @@ def convert(
             progress=bar,
             exits=exits,
             completed=completed,
+            truncation=truncation,
         )
+        if truncation is not None:
+            report.truncated = truncation.summary()
         if scheduler is not None:
             from nwbstore.convert.distributed import DistributedCopier
 

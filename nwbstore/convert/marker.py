@@ -190,4 +190,3 @@ def record_done(store: Store, path: str) -> None:
 def finish(store: Store) -> None:
     """Remove the mark; the store is complete once it is closed."""
     store.root.attrs._delete(INCOMPLETE_ATTR)
-

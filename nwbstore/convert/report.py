@@ -43,6 +43,9 @@ class ConversionReport:
     resume_note
         With ``resume=True``: what was resumed, or that the destination was already complete,
         or that an unreadable ``.partial`` was restarted from the start.
+    truncated
+        For a truncated copy (``first_n``): rows each cut table keeps, and how many datasets
+        were shortened.
     seconds
         Wall time.
     """
@@ -66,6 +69,7 @@ class ConversionReport:
     dropped: list[str] = field(default_factory=list)
     unpickled: list[str] = field(default_factory=list)
     resume_note: str = ""
+    truncated: list[str] = field(default_factory=list)
     seconds: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -106,6 +110,7 @@ class ConversionReport:
             ("broken links", self.broken_links),
             ("dropped", self.dropped),
             ("decoded from Pickle (no code run)", self.unpickled),
+            ("truncated", self.truncated),
         ):
             if items:
                 lines.append(f"  {title}:")
