@@ -387,3 +387,16 @@ def test_resume_recreates_a_dataset_whose_metadata_was_cut_short(
     np.testing.assert_array_equal(_read_dst(dst)["big"], _values()["big"])
     # rewritten, not only readable through the consolidated metadata
     np.testing.assert_array_equal(zarr.open_array(dst / "big", mode="r")[:], _values()["big"])
+
+
+def test_partial_without_a_mark_restarts(tmp_path: Path) -> None:
+    src = _h5_source(tmp_path / "src.nwb")
+    dst = tmp_path / "out.nwb"
+    with h5py.File(tmp_path / "out.nwb.partial", "w") as f:  # killed before the mark was written
+        f["stray"] = np.arange(3)
+    with pytest.warns(NwbStoreWarning, match="no incomplete mark"):
+        report = nwbstore.convert(src, dst, resume=True, progress=False)
+    assert report.resume_note.startswith("restarted")
+    with h5py.File(dst, "r") as f:
+        assert "stray" not in f
+        np.testing.assert_array_equal(f["big"][:], _values()["big"])

@@ -125,16 +125,13 @@ def begin(
     storage_options: Mapping[str, Any],
     *,
     resume: bool,
-) -> tuple[Store, Mark]:
+) -> Mark | None:
     """Open the destination at ``where`` for writing and put the mark on it.
 
     With ``resume`` the store is opened as it is and its mark read; otherwise a new store is
-    created (``where`` must not exist).
-
-    Raises
-    ------
-    IncompleteStoreError
-        ``resume`` on a store without a mark that has content (it is complete).
+    created (``where`` must not exist). Returns the mark (``mark.store`` is the open store),
+    or None, with nothing left open, when ``resume`` finds a store that has content and no
+    mark: it is complete.
     """
     import nwbstore
 
@@ -154,7 +151,7 @@ def begin(
             raise
         if value is None and len(store.root):
             store.close()
-            raise IncompleteStoreError(f"{where} is already complete: nothing to resume")
+            return None
         value = value or {}
         mark = Mark(
             store,
@@ -172,7 +169,7 @@ def begin(
         store.close()
         raise
     store._nwbstore_mark = mark  # type: ignore[attr-defined]
-    return store, mark
+    return mark
 
 
 def mark_of(store: Store) -> Mark | None:

@@ -50,30 +50,30 @@ def open_destination(
     """Open ``staging.where`` for writing, resuming when asked and possible."""
     where, final, fmt = staging.where, staging.final, staging.format
     if not resume:
-        store, mark = marker.begin(where, fmt, zarr_format, storage_options, resume=False)
-        return Opened(store, mark)
+        return _opened(marker.begin(where, fmt, zarr_format, storage_options, resume=False))
     if not staging.resume:
         if fmt == "hdf5" and exists(final, storage_options):
             return Opened(None, None, f"{final} is already complete: nothing to resume")
-        store, mark = marker.begin(where, fmt, zarr_format, storage_options, resume=False)
-        return Opened(store, mark, f"nothing to resume at {final}: started a new conversion")
+        fresh = marker.begin(where, fmt, zarr_format, storage_options, resume=False)
+        return _opened(fresh, f"nothing to resume at {final}: started a new conversion")
     try:
-        store, mark = marker.begin(where, fmt, zarr_format, storage_options, resume=True)
-    except IncompleteStoreError as err:
-        if "already complete" in str(err) and staging.format == "zarr":
-            if not staging.in_place:  # an overwrite that stopped while swapping the result in
-                return Opened(None, None, f"the finished result in {where} was moved to {final}")
-            return Opened(None, None, f"{final} is already complete: nothing to resume")
-        if staging.format != "hdf5":
+        found = marker.begin(where, fmt, zarr_format, storage_options, resume=True)
+    except Exception as err:
+        if fmt == "hdf5":  # our own .partial, whatever h5py says about it
+            return _restart(staging, zarr_format, storage_options, err)
+        if not isinstance(err, (NwbStoreError, OSError, ValueError, KeyError)):
             raise
-        return _restart(staging, zarr_format, storage_options, err)
-    except (NwbStoreError, OSError, ValueError, KeyError) as err:
-        if staging.format != "hdf5":
-            raise IncompleteStoreError(
-                f"cannot resume into {where}: it cannot be read ({err}); pass --overwrite "
-                "(overwrite=True) to start over"
-            ) from err
-        return _restart(staging, zarr_format, storage_options, err)
+        raise IncompleteStoreError(
+            f"cannot resume into {where}: it cannot be read ({err}); pass --overwrite "
+            "(overwrite=True) to start over"
+        ) from err
+    if found is None:  # content and no mark
+        if fmt == "hdf5":  # a .partial killed before its mark was written
+            return _restart(staging, zarr_format, storage_options, None)
+        if not staging.in_place:  # an overwrite that stopped while swapping the result in
+            return Opened(None, None, f"the finished result in {where} was moved to {final}")
+        return Opened(None, None, f"{final} is already complete: nothing to resume")
+    mark = found
     done = len(mark.completed)
     note = f"resumed: {done} datasets were already complete"
     if mark.partial:
@@ -82,22 +82,29 @@ def open_destination(
             + ("stored chunks" if entry.get("kind") == "chunks" else "blocks")
             for path, entry in mark.partial.items()
         )
-    return Opened(store, mark, note)
+    return _opened(mark, note)
+
+
+def _opened(mark: marker.Mark | None, note: str = "") -> Opened:
+    assert mark is not None  # begin() without resume always gives a mark
+    return Opened(mark.store, mark, note)
 
 
 def _restart(
-    staging: Staging, zarr_format: int, storage_options: Mapping[str, Any], err: Exception
+    staging: Staging,
+    zarr_format: int,
+    storage_options: Mapping[str, Any],
+    err: Exception | None,
 ) -> Opened:
+    why = f"{type(err).__name__}: {err}" if err is not None else "it has no incomplete mark"
     note = (
-        f"restarted: {staging.where} could not be reopened after the interruption "
-        f"({type(err).__name__}: {err}); converting again from the start"
+        f"restarted: {staging.where} could not be reopened after the interruption ({why}); "
+        "converting again from the start"
     )
     warnings.warn(note, NwbStoreWarning, stacklevel=3)
     remove(staging.where, storage_options)
-    store, mark = marker.begin(
-        staging.where, staging.format, zarr_format, storage_options, resume=False
-    )
-    return Opened(store, mark, note)
+    mark = marker.begin(staging.where, staging.format, zarr_format, storage_options, resume=False)
+    return _opened(mark, note)
 
 
 def reopen_dataset(store: Store, parent: Group, name: str, source_path: str) -> Dataset | None:
