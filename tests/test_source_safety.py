@@ -333,3 +333,39 @@ def test_overwrite_from_a_source_with_a_corrupt_chunk_keeps_the_old_destination(
     assert _digest(dst) == before
     with nwbstore.open(dst) as store, h5py.File(old_src, "r") as f:
         np.testing.assert_array_equal(store["data"][:], f["data"][:])
+
+
+def test_s3_swap_stopped_before_the_root_metadata_never_looks_complete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3_server, s3_bucket: str
+) -> None:
+    import s3fs
+
+    opts = s3_server.storage_options
+    old_src = _h5_source(tmp_path / "old.nwb", seed=1)
+    new_src = _h5_source(tmp_path / "new.nwb", seed=2)
+    url = f"s3://{s3_bucket}/out.nwb.zarr"
+    nwbstore.convert(old_src, url, storage_options=opts, progress=False)
+    original = s3fs.S3FileSystem.copy
+    calls = {"n": 0}
+
+    def copy_then_die(self: Any, *args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:  # the body is in place, the root metadata is next
+            raise _Crash("connection lost while moving the new store into place")
+        return original(self, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(s3fs.S3FileSystem, "copy", copy_then_die)
+        with pytest.raises(_Crash):
+            nwbstore.convert(new_src, url, storage_options=opts, overwrite=True, progress=False)
+    fs = s3_server.filesystem()
+    assert not fs.exists(f"{s3_bucket}/out.nwb.zarr/zarr.json")  # not a store: not complete
+    with pytest.raises(nwbstore.errors.NwbStoreError):
+        nwbstore.open(url, storage_options=opts)
+    report = nwbstore.convert(new_src, url, resume=True, storage_options=opts, progress=False)
+    assert "moved to" in report.resume_note
+    root = zarr.open_group(url, mode="r", storage_options=opts)
+    with h5py.File(new_src, "r") as f:
+        np.testing.assert_array_equal(root["data"][:], f["data"][:])
+    listed = s3_server.filesystem().ls(s3_bucket, detail=False)
+    assert listed == [f"{s3_bucket}/out.nwb.zarr"]
