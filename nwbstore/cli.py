@@ -309,6 +309,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NwbStoreError as err:
         print(f"nwbstore {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        from nwbstore.convert.resuming import resume_hint
+
+        hint = resume_hint(None, args.dst) if hasattr(args, "dst") else "interrupted"
+        print(f"nwbstore {args.command}: {hint}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ __all__ = [
     "NwbStoreWarning",
     "PickleRefusedError",
     "ReadOnlyError",
+    "SameSourceAndDestinationError",
     "SettingsError",
     "StoreExistsError",
     "StoreNotFoundError",
@@ -123,6 +124,10 @@ class CorruptChunkError(NwbStoreError, OSError):
 
 class IncompleteStoreError(NwbStoreError, OSError):
     """A store is marked incomplete: a write or conversion into it did not finish."""
+
+
+class SameSourceAndDestinationError(NwbStoreError, ValueError):
+    """A conversion's destination is its source, contains it or lies inside it."""
 
 
 class UnsupportedOperationError(NwbStoreError, NotImplementedError):

@@ -3,11 +3,12 @@ decoded and re-encoded block by block. Memory is bounded by the blocks in flight
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from nwbstore.dtypes import is_reference_dtype, is_string_dtype
 from nwbstore.errors import CorruptChunkError
 from nwbstore.nodes import Dataset, StoredChunk
 
-__all__ = ["copy_stored_chunks", "copy_values", "iter_blocks", "raw_copy_blocker"]
+__all__ = ["Checkpoint", "copy_stored_chunks", "copy_values", "iter_blocks", "raw_copy_blocker"]
 
 #: Target size of one decoded block in a transcode.
 BLOCK_BYTES = 8 * 2**20  # 16 MiB gave the same speed and ~70 MB more peak RSS (benchmarks/)
@@ -78,22 +79,104 @@ def iter_blocks(shape: tuple[int, ...], block: tuple[int, ...]) -> Iterator[tupl
         )
 
 
-def _run(tasks: Iterable[Callable[[], None]], jobs: int) -> None:
-    """Run tasks on ``jobs`` threads with at most ``2 * jobs`` in flight (bounded memory)."""
+class Checkpoint(Protocol):
+    """Where a resumable copy records and finds its finished prefix (see ``convert.marker``)."""
+
+    def resume_point(self, path: str, kind: str) -> int:
+        """How many leading tasks of ``path`` copied as ``kind`` are already done."""
+        ...
+
+    def advance(self, path: str, kind: str, done: int, nbytes: int, *, force: bool = False) -> None:
+        """Note that the first ``done`` tasks are finished (``nbytes`` more since last call)."""
+        ...
+
+
+#: Called with (tasks done in order from the start, bytes they added, force a save).
+PrefixCallback = Callable[[int, int, bool], None]
+
+
+class _Prefix:
+    """The contiguous finished prefix of tasks that finish out of order."""
+
+    def __init__(self, on_prefix: PrefixCallback | None) -> None:
+        self.on_prefix = on_prefix
+        self.count = 0
+        self.nbytes = 0
+        self._finished: dict[int, int] = {}
+
+    def add(self, index: int, nbytes: int | None) -> None:
+        self._finished[index] = nbytes or 0
+        before = self.count
+        while self.count in self._finished:
+            self.nbytes += self._finished.pop(self.count)
+            self.count += 1
+        if self.on_prefix is not None and self.count > before:
+            added, self.nbytes = self.nbytes, 0
+            self.on_prefix(self.count, added, False)
+
+    def save_now(self) -> None:
+        """Record the prefix reached so far (on an interruption); never masks the error."""
+        if self.on_prefix is None or self.count == 0:
+            return
+        # the original error matters more than a missed checkpoint
+        with contextlib.suppress(Exception):
+            self.on_prefix(self.count, self.nbytes, True)
+
+
+def _run(
+    tasks: Iterable[Callable[[], int | None]],
+    jobs: int,
+    on_prefix: PrefixCallback | None = None,
+) -> None:
+    """Run tasks on ``jobs`` threads with at most ``2 * jobs`` in flight (bounded memory).
+
+    Each task may return the bytes it moved. ``on_prefix`` hears how many tasks, counted in
+    order from the first, are finished -- also when the run is interrupted.
+    """
+    prefix = _Prefix(on_prefix)
     if jobs <= 1:
-        for task in tasks:
-            task()
+        try:
+            for index, task in enumerate(tasks):
+                prefix.add(index, task())
+        except BaseException:
+            prefix.save_now()
+            raise
         return
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        pending: set[Future[None]] = set()
-        for task in tasks:
-            pending.add(pool.submit(task))
-            if len(pending) >= 2 * jobs:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    fut.result()
-        for fut in pending:
-            fut.result()
+        pending: dict[Future[int | None], int] = {}
+
+        def collect(finished: Iterable[Future[int | None]]) -> None:
+            for fut in finished:
+                index = pending.pop(fut)
+                prefix.add(index, fut.result())
+
+        try:
+            for index, task in enumerate(tasks):
+                pending[pool.submit(task)] = index
+                if len(pending) >= 2 * jobs:
+                    collect(wait(pending, return_when=FIRST_COMPLETED).done)
+            collect(wait(pending).done)
+        except BaseException:
+            # let the few queued tasks finish (at most 2 * jobs): cancelling one that a worker
+            # has taken but not started would cut the finished prefix short
+            wait(pending)
+            for fut, index in list(pending.items()):
+                if not fut.cancelled() and fut.exception() is None:
+                    prefix.add(index, fut.result())
+            prefix.save_now()
+            raise
+
+
+def _prefix_recorder(
+    checkpoint: Checkpoint | None, path: str, kind: str, skipped: int
+) -> PrefixCallback | None:
+    if checkpoint is None:
+        return None
+
+    def record(done: int, nbytes: int, force: bool) -> None:
+        checkpoint.advance(path, kind, skipped + done, nbytes, force=force)
+
+    return record
 
 
 def _corrupt_chunk_error(src: Dataset, sel: tuple[slice, ...], err: OSError) -> CorruptChunkError:
@@ -127,6 +210,7 @@ def copy_values(
     on_progress: Callable[[int], None] | None = None,
     value_map: Callable[[Any], Any] | None = None,
     first_n: int | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> bool:
     """Copy all values of ``src`` into ``dst`` (same shape). Returns True if entirely raw.
 
@@ -142,6 +226,9 @@ def copy_values(
         Applied to each decoded block before writing (used for reference translation).
     first_n
         Copy only the first ``first_n`` entries along axis 0 (``dst`` has that length).
+    checkpoint
+        Records the finished prefix of the in-order chunk/block sequence under ``dst.name``
+        and supplies where an interrupted copy stopped: those chunks/blocks are skipped.
     """
     tick = on_progress or (lambda _n: None)
     if src.ndim == 0:
@@ -152,13 +239,25 @@ def copy_values(
         return False
     shape = dst.shape
     if raw and first_n is None and value_map is None and raw_copy_blocker(src, dst) is None:
-        return copy_stored_chunks(src, dst, src.iter_stored_chunks(), report, jobs=jobs, tick=tick)
+        kind = "chunks"
+        skip = checkpoint.resume_point(dst.name, kind) if checkpoint is not None else 0
+        return copy_stored_chunks(
+            src,
+            dst,
+            itertools.islice(src.iter_stored_chunks(), skip, None),
+            report,
+            jobs=jobs,
+            tick=tick,
+            on_prefix=_prefix_recorder(checkpoint, dst.name, kind, skip),
+        )
 
     block = _block_shape(dst, src)
+    kind = "blocks:" + "x".join(str(b) for b in block)
+    skip = checkpoint.resume_point(dst.name, kind) if checkpoint is not None else 0
     itemsize = max(1, src.dtype.itemsize)
 
-    def make(sel: tuple[slice, ...]) -> Callable[[], None]:
-        def task() -> None:
+    def make(sel: tuple[slice, ...]) -> Callable[[], int]:
+        def task() -> int:
             try:
                 values = src[sel]
             except OSError as err:
@@ -169,10 +268,12 @@ def copy_values(
             n = int(np.prod([s.stop - s.start for s in sel])) * itemsize
             report.add_chunks(transcoded=1, read=n, written=n)
             tick(n)
+            return n
 
         return task
 
-    _run((make(sel) for sel in iter_blocks(shape, block)), jobs)
+    blocks = itertools.islice(iter_blocks(shape, block), skip, None)
+    _run((make(sel) for sel in blocks), jobs, _prefix_recorder(checkpoint, dst.name, kind, skip))
     return False
 
 
@@ -184,20 +285,22 @@ def copy_stored_chunks(
     *,
     jobs: int = 1,
     tick: Callable[[int], None] | None = None,
+    on_prefix: PrefixCallback | None = None,
 ) -> bool:
     """Copy the stored ``chunks`` of ``src`` into ``dst``; return True if every one went raw.
 
     ``dst`` must pass :func:`raw_copy_blocker` against ``src``. A chunk whose HDF5 filter
     mask is set (a filter was skipped for it) is decoded and re-encoded instead, since Zarr
-    has no per-chunk mask. Counts and bytes go to ``report``.
+    has no per-chunk mask. Counts and bytes go to ``report``; ``on_prefix`` hears how many
+    of ``chunks``, in order, are finished.
     """
     grid = tuple(src.chunks or ())
     shape = src.shape
     tick = tick or (lambda _n: None)
     all_raw = True
 
-    def make(chunk: StoredChunk) -> Callable[[], None]:
-        def task() -> None:
+    def make(chunk: StoredChunk) -> Callable[[], int]:
+        def task() -> int:
             if chunk.filter_mask:
                 sel = _chunk_selection(chunk.index, grid, shape)
                 try:
@@ -208,7 +311,7 @@ def copy_stored_chunks(
                     ) from err
                 report.add_chunks(transcoded=1, read=chunk.nbytes, written=chunk.nbytes)
                 tick(chunk.nbytes)
-                return
+                return chunk.nbytes
             stored = chunk
             try:
                 if stored.nbytes < 0:  # size unknown until read (remote Zarr): read it once
@@ -221,14 +324,15 @@ def copy_stored_chunks(
                 ) from err
             report.add_chunks(raw=1, read=stored.nbytes, written=stored.nbytes)
             tick(stored.nbytes)
+            return stored.nbytes
 
         return task
 
-    def tasks() -> Iterator[Callable[[], None]]:
+    def tasks() -> Iterator[Callable[[], int]]:
         nonlocal all_raw
         for chunk in chunks:
             all_raw = all_raw and not chunk.filter_mask
             yield make(chunk)
 
-    _run(tasks(), jobs)
+    _run(tasks(), jobs, on_prefix)
     return all_raw

@@ -16,15 +16,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from nwbstore.convert import marker
+from nwbstore.convert import marker, staging
 from nwbstore.convert.data import copy_values
-from nwbstore.convert.locations import (
-    exists,
-    rebase_link_url,
-    remove,
-    resolve_link_url,
-    sibling_url,
-)
+from nwbstore.convert.locations import exists, rebase_link_url, resolve_link_url, sibling_url
+from nwbstore.convert.overlap import check_distinct
 from nwbstore.convert.plan import (
     CodecsMode,
     ConversionPlan,
@@ -35,6 +30,7 @@ from nwbstore.convert.plan import (
     plan_conversion,
 )
 from nwbstore.convert.report import ConversionReport
+from nwbstore.convert.resuming import open_destination, reopen_dataset
 from nwbstore.convert.truncation import TruncationPlan, plan_truncation
 from nwbstore.dtypes import is_reference_dtype
 from nwbstore.errors import NwbStoreError, StoreExistsError
@@ -118,10 +114,8 @@ def _copy_dataset(job: _Job, src: Dataset, parent: Group, name: str) -> None:
     settings = job.plan.settings_for(src)
     shape = dest_shape(src, job.truncation)
     kept = _kept_length(job, src)
-    if name in parent:
-        dst = parent[name]  # resuming: the dataset exists from the interrupted run
-        assert isinstance(dst, Dataset)
-    else:
+    dst = reopen_dataset(job.dst, parent, name, path)  # resuming: it may exist already
+    if dst is None:
         dst = parent.create_dataset(name, shape=shape, dtype=src.dtype, settings=settings)
     job.report.datasets += 1
     if getattr(src, "decoded_from_pickle", False):  # a legacy Pickle array, read by opt-in
@@ -145,7 +139,14 @@ def _copy_dataset(job: _Job, src: Dataset, parent: Group, name: str) -> None:
             tick(src.nbytes)
     elif src.size:
         all_raw = copy_values(
-            src, dst, job.report, jobs=job.jobs, raw=job.raw, on_progress=tick, first_n=kept
+            src,
+            dst,
+            job.report,
+            jobs=job.jobs,
+            raw=job.raw,
+            on_progress=tick,
+            first_n=kept,
+            checkpoint=marker.mark_of(job.dst),
         )
         if all_raw:
             job.report.datasets_raw.append(path)
@@ -208,7 +209,8 @@ def _handle_link(
 
 def _make_external(job: _Job, dst: Group, name: str, target: str, path: str) -> None:
     if name not in dst:
-        dst.create_external_link(name, rebase_link_url(target, job.dst.url), path)
+        # against the final URL: the store may be written under a temporary sibling name
+        dst.create_external_link(name, rebase_link_url(target, job.report.destination), path)
     job.report.external_links += 1
 
 
@@ -329,9 +331,15 @@ def convert(
     storage_options
         fsspec/s3fs options for every remote access (source, destination, link targets).
     overwrite
-        Replace an existing destination (refused otherwise).
+        Replace an existing destination (refused otherwise). The new store is written beside
+        the old one and replaces it only once complete, so a failed overwrite leaves the old
+        destination intact. A destination that is, contains or lies inside the source is
+        refused even so (:class:`~nwbstore.errors.SameSourceAndDestinationError`).
     resume
-        Continue an interrupted conversion into ``dst``.
+        Continue an interrupted conversion into ``dst``: finished datasets are skipped and a
+        half-copied one continues after its last recorded chunk range. With nothing to resume
+        a new conversion starts; a complete destination is left as it is ("already complete"
+        in ``report.resume_note``).
     raw
         Copy stored chunks without decoding where the codec pipelines are byte-compatible.
     first_n
@@ -352,6 +360,8 @@ def convert(
 
     started = time.perf_counter()
     src_url, dst_url = os.fspath(src), os.fspath(dst)
+    # the source is never written: refuse before anything is created or deleted
+    check_distinct(src_url, dst_url, staging.temporary_urls(dst_url))
     options = dict(storage_options or {})
     report = ConversionReport(source=src_url, destination=dst_url)
     if exists(dst_url, options) and not (overwrite or resume):
@@ -380,10 +390,18 @@ def convert(
                 truncation=truncation,
             ),
         )
-        if overwrite and not resume:
-            remove(dst_url, options)
-        target, completed = marker.begin(dst_url, format, zarr_format, options, resume=resume)
-        dest = exits.enter_context(target)
+        stage = staging.plan_staging(
+            dst_url, format, options, overwrite=overwrite and not resume, resume=resume
+        )
+        opened = open_destination(stage, zarr_format, options, resume=resume)
+        report.resume_note = opened.note
+        if opened.store is None or opened.mark is None:  # resume of a complete destination
+            if not stage.in_place and exists(stage.where, options):
+                staging.publish(stage, options)  # a finished result under a temporary name
+            report.seconds = time.perf_counter() - started
+            return report
+        dest = exits.enter_context(opened.store)
+        completed = opened.mark.completed
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -421,7 +439,7 @@ def convert(
         for step in job.deferred:
             step()
         marker.finish(dest)
-    marker.publish(dst_url, options)
+    staging.publish(stage, options)
     report.transcoded_codecs = list(plan.transcoded)
     plan.warn()
     report.seconds = time.perf_counter() - started

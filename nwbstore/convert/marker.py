@@ -1,101 +1,189 @@
 """The "incomplete" mark that keeps a half-written destination from looking complete.
 
 - Every destination carries the root attribute :data:`INCOMPLETE_ATTR` from its first write
-  until the conversion ends; it lists the datasets already finished, so ``resume=True`` can
-  skip them. ``nwbstore.open(..., "r")`` refuses a store with the mark
+  until the conversion ends. It is JSON: ``{"completed": [paths], "partial": {path:
+  {"kind": ..., "done": n}}}`` -- the datasets already finished, and for a dataset being
+  copied the length of the finished prefix of its in-order chunk (or block) sequence, so
+  ``resume=True`` skips both. ``nwbstore.open(..., "r")`` refuses a store with the mark
   (:class:`~nwbstore.errors.IncompleteStoreError`) unless ``allow_incomplete=True``.
-- An HDF5 destination is also written under ``<name>.partial`` and renamed at the end, so
-  nothing at the final path exists before the file is whole.
-- Zarr destinations get consolidated metadata when closed, after the mark is removed.
+- Progress inside a dataset is recorded every :data:`CHECKPOINT_BYTES` or
+  :data:`CHECKPOINT_SECONDS`, not per chunk: on object storage each write of the mark is a PUT.
+  An HDF5 destination is flushed *before* the mark is written, so a mark on disk never claims
+  data that is still in HDF5's caches.
+- Where the destination is written and how it replaces an old one is
+  :mod:`nwbstore.convert.staging`.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from nwbstore.backends.registry import detect_backend, split_protocol
 from nwbstore.errors import IncompleteStoreError
 from nwbstore.nodes import INCOMPLETE_ATTR, Store
 
-__all__ = ["INCOMPLETE_ATTR", "begin", "finish", "partial_url", "publish", "record_done"]
+__all__ = [
+    "CHECKPOINT_BYTES",
+    "CHECKPOINT_SECONDS",
+    "INCOMPLETE_ATTR",
+    "Mark",
+    "begin",
+    "finish",
+    "mark_of",
+    "read_mark",
+    "record_done",
+]
+
+#: Record progress inside a dataset after this many bytes copied ...
+CHECKPOINT_BYTES = 64 * 2**20
+#: ... or after this many seconds, whichever comes first.
+CHECKPOINT_SECONDS = 5.0
 
 
-def partial_url(url: str) -> str:
-    """Where an HDF5 destination is written until it is complete."""
-    return url + ".partial"
+@dataclass
+class Mark:
+    """The incomplete mark of one open destination, and the writer of its updates."""
+
+    store: Store
+    completed: set[str] = field(default_factory=set)
+    partial: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _unsaved_bytes: int = 0
+    _unsaved: bool = False
+    _saved_at: float = field(default_factory=time.monotonic)
+
+    def to_json(self) -> str:
+        return json.dumps({"completed": sorted(self.completed), "partial": self.partial})
+
+    def save(self) -> None:
+        """Write the mark (after flushing an HDF5 destination's data to disk)."""
+        if self.store.format == "hdf5":
+            self.store.flush()  # data first: the mark must never get ahead of it
+        self.store.root.attrs._write(INCOMPLETE_ATTR, self.to_json())
+        if self.store.format == "hdf5":
+            self.store.flush()
+        self._unsaved_bytes = 0
+        self._unsaved = False
+        self._saved_at = time.monotonic()
+
+    def resume_point(self, path: str, kind: str) -> int:
+        """How many leading chunks/blocks of ``path`` (copied as ``kind``) are already done."""
+        entry = self.partial.get(path)
+        if entry is None or entry.get("kind") != kind:
+            return 0
+        return int(entry.get("done", 0))
+
+    def advance(self, path: str, kind: str, done: int, nbytes: int, *, force: bool = False) -> None:
+        """Note that the first ``done`` chunks/blocks of ``path`` are copied.
+
+        Saved when enough bytes or time went by since the last save, or when ``force``.
+        """
+        entry = self.partial.get(path)
+        if entry is None or entry.get("kind") != kind or entry.get("done", 0) < done:
+            self.partial[path] = {"kind": kind, "done": done}
+            self._unsaved = True
+        self._unsaved_bytes += nbytes
+        if not self._unsaved:
+            return
+        due = self._unsaved_bytes >= CHECKPOINT_BYTES
+        if force or due or time.monotonic() - self._saved_at >= CHECKPOINT_SECONDS:
+            self.save()
+
+    def done(self, path: str) -> None:
+        """Note that ``path`` is fully copied, and save."""
+        self.completed.add(path)
+        self.partial.pop(path, None)
+        self.save()
 
 
-def _is_hdf5(url: str, fmt: str | None) -> bool:
-    return detect_backend(url, "w", format=fmt).startswith("hdf5")
+def read_mark(store: Store) -> dict[str, Any] | None:
+    """The decoded mark of ``store``, or None if it carries none.
+
+    Raises
+    ------
+    IncompleteStoreError
+        The mark is there but unreadable.
+    """
+    if INCOMPLETE_ATTR not in store.root.attrs._names():
+        return None
+    raw = store.root.attrs._read(INCOMPLETE_ATTR)
+    try:
+        value = json.loads(raw) if raw else {}
+    except (TypeError, ValueError) as err:
+        raise IncompleteStoreError(f"{store.url}: unreadable incomplete mark ({err})") from err
+    if not isinstance(value, dict):
+        raise IncompleteStoreError(f"{store.url}: unreadable incomplete mark {raw!r}")
+    return value
 
 
 def begin(
-    url: str,
-    fmt: str | None,
+    where: str,
+    fmt: str,
     zarr_format: int,
     storage_options: Mapping[str, Any],
     *,
     resume: bool,
-) -> tuple[Store, set[str]]:
-    """Open the destination for writing and put the mark on it.
+) -> Mark | None:
+    """Open the destination at ``where`` for writing and put the mark on it.
 
-    Returns the open store and the datasets an interrupted run already finished.
+    With ``resume`` the store is opened as it is and its mark read; otherwise a new store is
+    created (``where`` must not exist). Returns the mark (``mark.store`` is the open store),
+    or None, with nothing left open, when ``resume`` finds a store that has content and no
+    mark: it is complete.
     """
     import nwbstore
 
-    hdf5 = _is_hdf5(url, fmt)
-    where = partial_url(url) if hdf5 else url
     if resume:
-        if hdf5 and not os.path.exists(where) and os.path.exists(url):
-            raise IncompleteStoreError(f"{url} is already complete: nothing to resume")
         store = nwbstore.open(
             where,
             "a",
-            format="hdf5" if hdf5 else "zarr",
+            format=fmt,
             zarr_format=zarr_format,
             storage_options=storage_options,
             allow_incomplete=True,
         )
-        raw = (
-            store.root.attrs._read(INCOMPLETE_ATTR)
-            if INCOMPLETE_ATTR in store.root.attrs._names()
-            else None
-        )
-        if raw is None and len(store.root):
+        try:
+            value = read_mark(store)
+        except BaseException:
             store.close()
-            raise IncompleteStoreError(f"{url} is already complete: nothing to resume")
-        done = set(json.loads(raw)["completed"]) if raw else set()
+            raise
+        if value is None and len(store.root):
+            store.close()
+            return None
+        value = value or {}
+        mark = Mark(
+            store,
+            completed=set(value.get("completed", [])),
+            partial=dict(value.get("partial", {})),
+        )
     else:
         store = nwbstore.open(
-            where,
-            "w-",
-            format="hdf5" if hdf5 else "zarr",
-            zarr_format=zarr_format,
-            storage_options=storage_options,
+            where, "w-", format=fmt, zarr_format=zarr_format, storage_options=storage_options
         )
-        done = set()
-    store.root.attrs._write(INCOMPLETE_ATTR, json.dumps({"completed": sorted(done)}))
-    store._nwbstore_completed = done  # type: ignore[attr-defined]
-    return store, done
+        mark = Mark(store)
+    try:
+        mark.save()
+    except BaseException:
+        store.close()
+        raise
+    store._nwbstore_mark = mark  # type: ignore[attr-defined]
+    return mark
+
+
+def mark_of(store: Store) -> Mark | None:
+    """The :class:`Mark` :func:`begin` attached to ``store``, if any."""
+    return getattr(store, "_nwbstore_mark", None)
 
 
 def record_done(store: Store, path: str) -> None:
     """Note that ``path`` is fully copied (for ``resume``)."""
-    done: set[str] = getattr(store, "_nwbstore_completed", set())
-    done.add(path)
-    store.root.attrs._write(INCOMPLETE_ATTR, json.dumps({"completed": sorted(done)}))
+    mark = mark_of(store)
+    if mark is not None:
+        mark.done(path)
 
 
 def finish(store: Store) -> None:
     """Remove the mark; the store is complete once it is closed."""
     store.root.attrs._delete(INCOMPLETE_ATTR)
-
-
-def publish(url: str, storage_options: Mapping[str, Any]) -> None:
-    """Move an HDF5 destination from its ``.partial`` name to its final name."""
-    part = partial_url(url)
-    if split_protocol(url)[0] == "file" and os.path.exists(part):
-        os.replace(part, url)

@@ -44,6 +44,9 @@ class ConversionReport:
     unpickled
         Source datasets decoded from the legacy Pickle codec (``allow_pickle=True``); the
         destination holds them as plain strings, references or records.
+    resume_note
+        With ``resume=True``: what was resumed, or that the destination was already complete,
+        or that an unreadable ``.partial`` was restarted from the start.
     truncated
         For a truncated copy (``first_n``): rows each cut table keeps, and how many datasets
         were shortened.
@@ -69,6 +72,7 @@ class ConversionReport:
     broken_links: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
     unpickled: list[str] = field(default_factory=list)
+    resume_note: str = ""
     truncated: list[str] = field(default_factory=list)
     transcoded_codecs: list[Any] = field(default_factory=list)
     seconds: float = 0.0
@@ -109,6 +113,8 @@ class ConversionReport:
             f"written {self.bytes_written / 1e6:.2f} MB",
         ]
         transcoded = [f"{d}: {a} -> {b} ({why})" for d, a, b, why in self.transcoded_codecs]
+        if self.resume_note:
+            lines.append(f"  {self.resume_note}")
         for title, items in (
             ("resolved external links", self.resolved_links),
             ("converted link targets", self.converted_targets),
