@@ -11,6 +11,7 @@ __all__ = [
     "ContainsNodeError",
     "CorruptChunkError",
     "IncompleteStoreError",
+    "LinkTargetConflictError",
     "MissingDependencyError",
     "NodeNotFoundError",
     "NwbStoreError",
@@ -88,6 +89,11 @@ class CorruptChunkError(NwbStoreError, OSError):
 
 class IncompleteStoreError(NwbStoreError, OSError):
     """A store is marked incomplete: a write or conversion into it did not finish."""
+
+
+class LinkTargetConflictError(NwbStoreError, FileExistsError):
+    """Something that is not nwbstore's conversion of an external link's target sits where
+    that conversion would go; nwbstore never overwrites it."""
 
 
 class UnsupportedOperationError(NwbStoreError, NotImplementedError):
