@@ -268,3 +268,43 @@ def test_links_in_a_cycle_convert_and_verify(tmp_path: Path) -> None:
     with nwbstore.open(out) as store:
         assert store["to_b/y"][:].tolist() == [0, 1, 2]
     assert nwbstore.verify(tmp_path / "a.h5", out).ok
+
+
+def test_targets_in_object_storage_are_judged_by_etag(
+    tmp_path: Path, s3_server: Any, s3_bucket: str
+) -> None:
+    """Source and its link target on S3: the record holds the ETag; a new upload is stale."""
+    main_file, target = _pair(tmp_path, np.arange(40, dtype="f4"))
+    fs = s3_server.filesystem()
+    fs.put(str(main_file), f"{s3_bucket}/src/main.nwb")
+    fs.put(str(target), f"{s3_bucket}/src/target.nwb")
+    opts = s3_server.storage_options
+    out = tmp_path / "out" / "main.nwb.zarr"
+    out.parent.mkdir()
+    src_url = f"s3://{s3_bucket}/src/main.nwb"
+    first = nwbstore.convert(src_url, out, storage_options=opts, progress=False)
+    assert first.converted_targets[0].startswith("converted")
+    record = json.loads(
+        zarr.open_group(out.parent / "target.nwb.zarr", mode="r").attrs[SOURCE_ATTR]
+    )
+    assert record["url"] == f"s3://{s3_bucket}/src/target.nwb"
+    assert record["etag"] == fs.info(f"{s3_bucket}/src/target.nwb")["ETag"].strip('"')
+    again = nwbstore.convert(src_url, out, storage_options=opts, overwrite=True, progress=False)
+    assert again.converted_targets[0].startswith("reused (identity matched)")
+    assert nwbstore.verify(src_url, out, storage_options=opts).ok
+
+    _write_target(target, np.arange(40, dtype="f4") - 5)
+    fs.put(str(target), f"{s3_bucket}/src/target.nwb")
+    assert not nwbstore.verify(src_url, out, storage_options=opts).ok
+    third = nwbstore.convert(src_url, out, storage_options=opts, overwrite=True, progress=False)
+    assert third.converted_targets[0].startswith("reconverted (stale)")
+    np.testing.assert_array_equal(_linked_through_pynwb_zarr(out), np.arange(40) - 5)
+
+
+def test_cli_refuses_an_unrelated_target_without_a_traceback(tmp_path: Path, capsys) -> None:
+    main_file, _ = _pair(tmp_path, np.arange(40, dtype="f4"))
+    (tmp_path / "target.nwb.zarr").write_bytes(b"not a store")
+    capsys.readouterr()
+    assert main(["convert", str(main_file), str(tmp_path / "main.nwb.zarr"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "target.nwb.zarr" in err and "Traceback" not in err and "remove it" in err

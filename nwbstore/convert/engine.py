@@ -316,7 +316,7 @@ def _convert_target(job: _Job, target: str, other: Store, where: str, link: Exte
     plan = job.planned.get(target) or link_targets.plan_target(
         target,
         other,
-        job.dst.url,
+        job.report.destination,  # the final URL (the store may be written under another name)
         job.dst.format,
         job.storage_options,
         first_n=job.options.get("first_n"),
@@ -340,6 +340,21 @@ def _convert_target(job: _Job, target: str, other: Store, where: str, link: Exte
             f"converted: {target} ({fmt}) -> {new} ({sub.datasets} datasets)"
         )
     return new
+
+
+def _plan_link_targets(
+    source: Store,
+    dst_url: str,
+    fmt: str | None,
+    links: str,
+    options: Mapping[str, Any],
+    first_n: int | None,
+) -> dict[str, link_targets.PlannedTarget]:
+    """Judge the link targets to convert before the destination exists (refusing conflicts)."""
+    if links != "keep":
+        return {}
+    dst_format = "hdf5" if marker._is_hdf5(dst_url, fmt) else "zarr"
+    return link_targets.plan_targets(source, dst_url, dst_format, options, first_n=first_n)
 
 
 def _open_read(url: str, storage_options: Mapping[str, Any]) -> Store:
@@ -447,13 +462,7 @@ def convert(
         source = exits.enter_context(
             nwbstore.open(src_url, "r", storage_options=options, allow_pickle=allow_pickle)
         )
-        identity = source_identity(src_url, source, options, first_n=first_n)
-        planned = {}
-        if links == "keep":  # refuse a conflicting link target before anything is written
-            dst_format = "hdf5" if marker._is_hdf5(dst_url, format) else "zarr"
-            planned = link_targets.plan_targets(
-                source, dst_url, dst_format, options, first_n=first_n
-            )
+        planned = _plan_link_targets(source, dst_url, format, links, options, first_n)
         if overwrite and not resume:
             remove(dst_url, options)
         target, completed = marker.begin(dst_url, format, zarr_format, options, resume=resume)
@@ -483,7 +492,7 @@ def convert(
             exits=exits,
             completed=completed,
             options=_target_options(locals()),
-            identity=identity,
+            identity=source_identity(src_url, source, options, first_n=first_n),
             planned=planned,
         )
         if scheduler is not None:
