@@ -116,6 +116,7 @@ def test_verify_follows_external_links_and_names_a_stale_target(tmp_path: Path, 
     nwbstore.convert(main_file, out, progress=False)
     result = nwbstore.verify(main_file, out)
     assert result.ok and result.links >= 1
+    assert main(["links", str(out)]) == 0  # a fresh conversion is not stale
     _rewrite_target(target, np.arange(40, dtype="f4") * 2)  # the converted target is now stale
     result = nwbstore.verify(main_file, out)
     assert not result.ok
@@ -123,6 +124,10 @@ def test_verify_follows_external_links_and_names_a_stale_target(tmp_path: Path, 
     capsys.readouterr()
     assert main(["verify", str(main_file), str(out)]) == 1
     assert LINK in capsys.readouterr().out
+    # `nwbstore links` flags the link into the stale conversion too
+    assert main(["links", str(out)]) == 1
+    printed = capsys.readouterr().out
+    assert "stale" in printed and "target.nwb.zarr" in printed and "convert it again" in printed
 
 
 def test_verify_reports_a_broken_link_as_a_difference(tmp_path: Path) -> None:

@@ -25,7 +25,18 @@ from nwbstore.backends.registry import split_protocol
 from nwbstore.errors import NwbStoreError
 from nwbstore.nodes import INCOMPLETE_ATTR, SOURCE_ATTR, Store
 
-__all__ = ["SOURCE_ATTR", "Verdict", "judge_target", "read_record", "source_identity"]
+__all__ = [
+    "SOURCE_ATTR",
+    "Judgement",
+    "Verdict",
+    "canonical_url",
+    "changed_fields",
+    "encode",
+    "judge_target",
+    "read_record",
+    "source_identity",
+    "staleness",
+]
 
 #: Root metadata object of a Zarr store, in the order looked for (v3, v2 consolidated, v2).
 _ZARR_ROOT_KEYS = ("zarr.json", ".zmetadata", ".zgroup")
@@ -88,7 +99,10 @@ def source_identity(
 ) -> dict[str, Any]:
     """The identity record of the source at ``url`` (open as ``store``)."""
     protocol, rest = split_protocol(url)
-    stat = _local_stat(rest) if protocol == "file" else _remote_stat(url, storage_options)
+    try:
+        stat = _local_stat(rest) if protocol == "file" else _remote_stat(url, storage_options)
+    except (OSError, ValueError, ImportError):  # e.g. memory:// stores: no file to stat
+        stat = {"size": None}
     object_id = store.root.attrs.get("object_id")
     return {
         "url": canonical_url(url),
@@ -113,6 +127,36 @@ def read_record(store: Store) -> dict[str, Any] | None:
     except (TypeError, ValueError):
         return None
     return record if isinstance(record, dict) else None
+
+
+def changed_fields(record: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
+    """Identity fields in which ``record`` differs from ``wanted`` (empty: same source)."""
+    return sorted(k for k in wanted if k != "url" and record.get(k) != wanted[k])
+
+
+def staleness(store: Store, storage_options: Mapping[str, Any]) -> str:
+    """Why ``store``, an nwbstore conversion, no longer matches its source ("" if it does).
+
+    Also "" when ``store`` has no record or its source is gone (nothing to compare with).
+    """
+    import nwbstore
+
+    record = read_record(store)
+    if record is None or not isinstance(record.get("url"), str):
+        return ""
+    source = record["url"]
+    try:
+        with nwbstore.open(source, "r", storage_options=storage_options) as original:
+            now = source_identity(source, original, storage_options, first_n=record.get("first_n"))
+    except (NwbStoreError, OSError):
+        return ""
+    changed = changed_fields(record, now)
+    if not changed:
+        return ""
+    return (
+        f"stale: {store.url} is nwbstore's conversion of {source}, which changed since "
+        f"({', '.join(changed)}); convert it again"
+    )
 
 
 @dataclass(frozen=True)
@@ -153,7 +197,7 @@ def judge_target(
         return Judgement("unrelated", f"it is nwbstore's conversion of {record.get('url')}")
     if incomplete:
         return Judgement("stale", "its conversion never finished")
-    changed = sorted(k for k in wanted if k != "url" and record.get(k) != wanted[k])
+    changed = changed_fields(record, wanted)
     if changed:
         return Judgement("stale", "the source changed since (" + ", ".join(changed) + ")")
     return Judgement("reuse")
