@@ -313,3 +313,16 @@ def test_cli_refuses_an_unrelated_target_without_a_traceback(tmp_path: Path, cap
     assert main(["convert", str(main_file), str(tmp_path / "main.nwb.zarr"), "-q"]) == 2
     err = capsys.readouterr().err
     assert "target.nwb.zarr" in err and "Traceback" not in err and "remove it" in err
+
+
+def test_a_truncated_copy_links_to_the_whole_target(tmp_path: Path) -> None:
+    main_file, _ = _pair(tmp_path, np.arange(40, dtype="f4"))
+    out = tmp_path / "small.nwb.zarr"
+    report = nwbstore.convert(main_file, out, first_n=10, raw=False, progress=False)
+    assert report.converted_targets[0].startswith("converted")
+    with nwbstore.open(out) as store:
+        assert store[LINK].shape == (40,)
+    record = json.loads(zarr.open_group(out, mode="r").attrs[SOURCE_ATTR])
+    assert record["first_n"] == 10  # the truncated copy says so; its whole target does not
+    full = nwbstore.convert(main_file, tmp_path / "full.nwb.zarr", progress=False)
+    assert full.converted_targets[0].startswith("reused (identity matched)")

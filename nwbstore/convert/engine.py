@@ -38,8 +38,9 @@ SettingsOverride = (
 )
 
 #: convert() parameters that belong to one conversion and are not handed to the conversions
-#: of external-link targets (every other option, present or future, is).
-_NOT_FOR_TARGETS = frozenset({"src", "dst", "links", "progress", "overwrite", "resume"})
+#: of external-link targets (every other option, present or future, is). ``first_n``: a
+#: truncated copy links to whole targets, as it does to targets that need no conversion.
+_NOT_FOR_TARGETS = frozenset({"src", "dst", "links", "progress", "overwrite", "resume", "first_n"})
 
 
 def _target_options(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -319,7 +320,6 @@ def _convert_target(job: _Job, target: str, other: Store, where: str, link: Exte
         job.report.destination,  # the final URL (the store may be written under another name)
         job.dst.format,
         job.storage_options,
-        first_n=job.options.get("first_n"),
         where=where,
         link=link,
     )
@@ -348,13 +348,12 @@ def _plan_link_targets(
     fmt: str | None,
     links: str,
     options: Mapping[str, Any],
-    first_n: int | None,
 ) -> dict[str, link_targets.PlannedTarget]:
     """Judge the link targets to convert before the destination exists (refusing conflicts)."""
     if links != "keep":
         return {}
     dst_format = "hdf5" if marker._is_hdf5(dst_url, fmt) else "zarr"
-    return link_targets.plan_targets(source, dst_url, dst_format, options, first_n=first_n)
+    return link_targets.plan_targets(source, dst_url, dst_format, options)
 
 
 def _open_read(url: str, storage_options: Mapping[str, Any]) -> Store:
@@ -449,6 +448,7 @@ def convert(
     """
     import nwbstore
 
+    target_options = _target_options(locals())  # the arguments as given, for link targets
     started = time.perf_counter()
     src_url, dst_url = os.fspath(src), os.fspath(dst)
     options = dict(storage_options or {})
@@ -462,7 +462,7 @@ def convert(
         source = exits.enter_context(
             nwbstore.open(src_url, "r", storage_options=options, allow_pickle=allow_pickle)
         )
-        planned = _plan_link_targets(source, dst_url, format, links, options, first_n)
+        planned = _plan_link_targets(source, dst_url, format, links, options)
         if overwrite and not resume:
             remove(dst_url, options)
         target, completed = marker.begin(dst_url, format, zarr_format, options, resume=resume)
@@ -491,7 +491,7 @@ def convert(
             progress=bar,
             exits=exits,
             completed=completed,
-            options=_target_options(locals()),
+            options=target_options,
             identity=source_identity(src_url, source, options, first_n=first_n),
             planned=planned,
         )

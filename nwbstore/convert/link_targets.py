@@ -76,7 +76,6 @@ def plan_target(
     dst_format: str,
     storage_options: Mapping[str, Any],
     *,
-    first_n: int | None,
     where: str,
     link: ExternalLink,
 ) -> PlannedTarget:
@@ -88,7 +87,7 @@ def plan_target(
         Something other than nwbstore's conversion of ``target`` is there.
     """
     new_url = converted_url(target, dst_url, dst_format)
-    wanted = source_identity(target, other, storage_options, first_n=first_n)
+    wanted = source_identity(target, other, storage_options)  # targets are converted whole
     judgement = judge_target(new_url, wanted, storage_options)
     if judgement.verdict == "unrelated":
         raise LinkTargetConflictError(
@@ -107,8 +106,6 @@ def plan_targets(
     dst_url: str,
     dst_format: str,
     storage_options: Mapping[str, Any],
-    *,
-    first_n: int | None = None,
 ) -> dict[str, PlannedTarget]:
     """Judge every link target of ``source`` that needs converting, before anything is written.
 
@@ -136,7 +133,6 @@ def plan_targets(
                     dst_url,
                     dst_format,
                     storage_options,
-                    first_n=first_n,
                     where="/" + name,
                     link=link,
                 )
