@@ -305,6 +305,19 @@ def test_targets_in_object_storage_are_judged_by_etag(
     assert third.converted_targets[0].startswith("reconverted (stale)")
     np.testing.assert_array_equal(_linked_through_pynwb_zarr(out), np.arange(40) - 5)
 
+    # destination in object storage: the target's conversion goes beside it, record included
+    dst_url = f"s3://{s3_bucket}/out/main.nwb.zarr"
+    report = nwbstore.convert(main_file, dst_url, storage_options=opts, progress=False)
+    assert report.converted_targets[0].startswith("converted")
+    root = json.loads(fs.cat(f"{s3_bucket}/out/target.nwb.zarr/zarr.json"))
+    assert json.loads(root["attributes"][SOURCE_ATTR])["url"] == os.path.realpath(target)
+    assert "_NWBSTORE_INCOMPLETE" not in root["attributes"]
+    again = nwbstore.convert(
+        main_file, dst_url, storage_options=opts, overwrite=True, progress=False
+    )
+    assert again.converted_targets[0].startswith("reused (identity matched)")
+    assert nwbstore.verify(main_file, dst_url, storage_options=opts).ok
+
 
 def test_cli_refuses_an_unrelated_target_without_a_traceback(tmp_path: Path, capsys) -> None:
     main_file, _ = _pair(tmp_path, np.arange(40, dtype="f4"))
