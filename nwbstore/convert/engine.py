@@ -352,7 +352,9 @@ def _plan_link_targets(
     """Judge the link targets to convert before the destination exists (refusing conflicts)."""
     if links != "keep":
         return {}
-    dst_format = "hdf5" if marker._is_hdf5(dst_url, fmt) else "zarr"
+    from nwbstore.backends.registry import detect_backend
+
+    dst_format = "hdf5" if detect_backend(dst_url, "w", format=fmt).startswith("hdf5") else "zarr"
     return link_targets.plan_targets(source, dst_url, dst_format, options)
 
 
