@@ -12,6 +12,7 @@ __all__ = [
     "ContainsNodeError",
     "CorruptChunkError",
     "IncompleteStoreError",
+    "LinkTargetConflictError",
     "MissingDependencyError",
     "NodeNotFoundError",
     "NwbStoreError",
@@ -128,6 +129,11 @@ class IncompleteStoreError(NwbStoreError, OSError):
 
 class SameSourceAndDestinationError(NwbStoreError, ValueError):
     """A conversion's destination is its source, contains it or lies inside it."""
+
+
+class LinkTargetConflictError(NwbStoreError, FileExistsError):
+    """Something that is not nwbstore's conversion of an external link's target sits where
+    that conversion would go; nwbstore never overwrites it."""
 
 
 class UnsupportedOperationError(NwbStoreError, NotImplementedError):

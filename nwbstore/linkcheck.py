@@ -1,4 +1,8 @@
-"""``nwbstore links``: list every link and object reference in a store and flag broken ones."""
+"""``nwbstore links``: list every link and object reference in a store and flag broken ones.
+
+An external link into a store nwbstore converted (it carries an identity record, see
+:mod:`nwbstore.convert.identity`) whose source has changed since is flagged as stale.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from nwbstore.convert.identity import staleness
 from nwbstore.convert.locations import resolve_link_url
 from nwbstore.dtypes import is_reference_dtype
 from nwbstore.errors import NwbStoreError
@@ -40,6 +45,8 @@ def _check_external(store: Store, link: ExternalLink, opts: Mapping[str, Any]) -
         with nwbstore.open(target, "r", storage_options=opts) as other:
             if link.path not in other:
                 return f"{link.path} not found in {target}"
+            # a converted target whose source changed since points at the wrong data
+            return staleness(other, opts)
     except (NwbStoreError, OSError) as err:
         return f"cannot open {target}: {err}"
     return ""

@@ -47,6 +47,12 @@ Link = SoftLink | ExternalLink
 #: Root attribute that marks a store whose writing has not finished (see nwbstore.convert).
 INCOMPLETE_ATTR = "_NWBSTORE_INCOMPLETE"
 
+#: Root attribute recording which source a conversion was made from (nwbstore.convert.identity).
+SOURCE_ATTR = "_NWBSTORE_SOURCE"
+
+#: Bookkeeping attributes never shown to users.
+_HIDDEN_ATTRS = frozenset({INCOMPLETE_ATTR, SOURCE_ATTR})
+
 #: Modes that allow writing.
 WRITE_MODES = frozenset({"r+", "w", "w-", "x", "a"})
 
@@ -181,7 +187,7 @@ class Attributes(MutableMapping[str, Any], ABC):
     def _delete(self, key: str) -> None: ...
 
     def _visible_names(self) -> list[str]:
-        return [n for n in self._names() if n != INCOMPLETE_ATTR]
+        return [n for n in self._names() if n not in _HIDDEN_ATTRS]
 
     def __getitem__(self, key: str) -> Any:
         if key not in self._visible_names():

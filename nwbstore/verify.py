@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 
 from nwbstore.convert.data import _block_shape, iter_blocks
+from nwbstore.convert.locations import resolve_link_url
+from nwbstore.errors import NwbStoreError
 from nwbstore.links import ExternalLink, Reference, SoftLink
 from nwbstore.nodes import Dataset, Group, Store
 
@@ -142,7 +144,80 @@ def _compare_links(
     return False
 
 
-def _compare_group(src: Group, dst: Group, report: VerifyReport, resolved: bool) -> None:
+@dataclass
+class _Walk:
+    """State of one comparison: options, opened link targets, link pairs already followed."""
+
+    report: VerifyReport
+    resolved: bool
+    storage_options: Mapping[str, Any]
+    stores: dict[str, Store] = field(default_factory=dict)
+    visited: set[tuple[str, str, str, str]] = field(default_factory=set)
+
+    def target(self, store: Store, link: ExternalLink) -> tuple[str, Group | Dataset]:
+        """Open what ``link`` (in ``store``) points to; raises if it cannot be reached."""
+        import nwbstore
+
+        url = resolve_link_url(store.url, link.url)
+        other = self.stores.get(url)
+        if other is None:
+            other = nwbstore.open(url, "r", storage_options=self.storage_options)
+            self.stores[url] = other
+        return url, other[link.path]
+
+    def close(self) -> None:
+        for store in self.stores.values():
+            store.close()
+        self.stores.clear()
+
+
+def _follow_external(
+    walk: _Walk, path: str, src: Group, a: ExternalLink, dst: Group, b: ExternalLink
+) -> None:
+    """Compare what two external links point at (each resolved from its own store)."""
+    report = walk.report
+    ends: list[tuple[str, Group | Dataset]] = []
+    for side, group, link in (("source", src, a), ("destination", dst, b)):
+        try:
+            ends.append(walk.target(group.store, link))
+        except (NwbStoreError, OSError, KeyError) as err:
+            report.differences.append(
+                f"{path}: external link broken in {side} ({link.url}:{link.path}: {err})"
+            )
+    if len(ends) < 2:
+        return
+    (a_url, a_node), (b_url, b_node) = ends
+    key = (a_url, a_node.name, b_url, b_node.name)
+    if key in walk.visited:  # a link cycle, or a target already compared
+        return
+    walk.visited.add(key)
+    first = len(report.differences)
+    _compare_nodes(walk, a_node.name, a_node, b_node)
+    via = f"{path} (external link to {a.url}:{a.path} / {b.url}:{b.path})"
+    report.differences[first:] = [f"{via}: {d}" for d in report.differences[first:]]
+
+
+def _compare_nodes(
+    walk: _Walk, path: str, a_node: Group | Dataset, b_node: Group | Dataset
+) -> None:
+    report = walk.report
+    if isinstance(a_node, Group) != isinstance(b_node, Group):
+        report.differences.append(f"{path}: group in one store, dataset in the other")
+    elif isinstance(a_node, Group) and isinstance(b_node, Group):
+        _compare_group(walk, a_node, b_node)
+    elif isinstance(a_node, Dataset) and isinstance(b_node, Dataset):
+        report.datasets += 1
+        _compare_attrs(a_node, b_node, report)
+        if tuple(a_node.shape) != tuple(b_node.shape):
+            report.differences.append(f"{path}: shape {a_node.shape} vs {b_node.shape}")
+        elif a_node.dtype != b_node.dtype and not (a_node.dtype.kind == b_node.dtype.kind == "O"):
+            report.differences.append(f"{path}: dtype {a_node.dtype} vs {b_node.dtype}")
+        else:
+            _compare_values(a_node, b_node, report)
+
+
+def _compare_group(walk: _Walk, src: Group, dst: Group) -> None:
+    report = walk.report
     report.groups += 1
     _compare_attrs(src, dst, report)
     a_names, b_names = set(src), set(dst)
@@ -153,30 +228,18 @@ def _compare_group(src: Group, dst: Group, report: VerifyReport, resolved: bool)
     for name in sorted(a_names & b_names):
         path = f"{src.name.rstrip('/')}/{name}"
         a_link, b_link = src._get_link(name), dst._get_link(name)
-        if resolved and isinstance(a_link, ExternalLink) and b_link is None:
+        if walk.resolved and isinstance(a_link, ExternalLink) and b_link is None:
             a_link = None  # resolved on purpose: compare the copied data with the target
         elif not _compare_links(path, a_link, b_link, report):
+            if isinstance(a_link, ExternalLink) and isinstance(b_link, ExternalLink):
+                _follow_external(walk, path, src, a_link, dst, b_link)
             continue
         try:
             a_node, b_node = src._get_child(name), dst._get_child(name)
         except (KeyError, OSError) as err:
             report.differences.append(f"{path}: cannot be read ({err})")
             continue
-        if isinstance(a_node, Group) != isinstance(b_node, Group):
-            report.differences.append(f"{path}: group in one store, dataset in the other")
-        elif isinstance(a_node, Group) and isinstance(b_node, Group):
-            _compare_group(a_node, b_node, report, resolved)
-        elif isinstance(a_node, Dataset) and isinstance(b_node, Dataset):
-            report.datasets += 1
-            _compare_attrs(a_node, b_node, report)
-            if tuple(a_node.shape) != tuple(b_node.shape):
-                report.differences.append(f"{path}: shape {a_node.shape} vs {b_node.shape}")
-            elif a_node.dtype != b_node.dtype and not (
-                a_node.dtype.kind == b_node.dtype.kind == "O"
-            ):
-                report.differences.append(f"{path}: dtype {a_node.dtype} vs {b_node.dtype}")
-            else:
-                _compare_values(a_node, b_node, report)
+        _compare_nodes(walk, path, a_node, b_node)
 
 
 def verify(
@@ -196,7 +259,10 @@ def verify(
         fsspec/s3fs options for remote stores.
     links
         ``"resolve"`` if ``dst`` was made with resolved external links (their data is then
-        compared with the link targets).
+        compared with the link targets). Otherwise external links present on both sides are
+        followed, each resolved from its own store, and what they point at is compared
+        (values, shapes, dtypes, attributes, groups recursively); a link broken on either side
+        is a difference.
 
     Returns
     -------
@@ -217,7 +283,11 @@ def verify(
     try:
         a, b = as_store(src), as_store(dst)
         report = VerifyReport(source=a.url, destination=b.url)
-        _compare_group(a.root, b.root, report, resolved=links == "resolve")
+        walk = _Walk(report, links == "resolve", dict(storage_options or {}))
+        try:
+            _compare_group(walk, a.root, b.root)
+        finally:
+            walk.close()
         return report
     finally:
         for store in opened:

@@ -8,6 +8,7 @@ chunk; (2) object references (attributes and reference values), once every targe
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -16,9 +17,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from nwbstore.convert import marker, staging
+from nwbstore.convert import link_targets, marker, staging
 from nwbstore.convert.data import copy_values
-from nwbstore.convert.locations import exists, rebase_link_url, resolve_link_url, sibling_url
+from nwbstore.convert.identity import SOURCE_ATTR, encode, source_identity
+from nwbstore.convert.locations import exists, rebase_link_url, resolve_link_url
 from nwbstore.convert.overlap import check_distinct
 from nwbstore.convert.plan import (
     CodecsMode,
@@ -39,8 +41,16 @@ from nwbstore.nodes import Dataset, Group, Store
 
 __all__ = ["SettingsOverride", "convert"]
 
-_HDF5_SUFFIX = ".nwb"
-_ZARR_SUFFIX = ".nwb.zarr"
+#: convert() parameters that belong to one conversion and are not handed to the conversions
+#: of external-link targets (every other option, present or future, is). ``first_n``: a
+#: truncated copy links to whole targets, as it does to targets that need no conversion.
+_NOT_FOR_TARGETS = frozenset({"src", "dst", "links", "progress", "overwrite", "resume", "first_n"})
+
+
+def _target_options(values: Mapping[str, Any]) -> dict[str, Any]:
+    """convert()'s own arguments, from its ``locals()``, for the conversion of a link target."""
+    names = inspect.signature(convert).parameters
+    return {n: values[n] for n in names if n not in _NOT_FOR_TARGETS and n in values}
 
 
 def _has_references(value: Any) -> bool:
@@ -84,6 +94,9 @@ class _Job:
     converted: dict[str, str] = dataclasses.field(default_factory=dict)
     cluster: Any = None  # a DistributedCopier when scheduler= is given
     truncation: TruncationPlan | None = None  # kept lengths when first_n is given
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)  # for link targets
+    identity: dict[str, Any] | None = None  # the source's, recorded on the destination root
+    planned: dict[str, link_targets.PlannedTarget] = dataclasses.field(default_factory=dict)
 
 
 def _kept_length(job: _Job, src: Dataset) -> int | None:
@@ -97,9 +110,11 @@ def _copy_attrs(job: _Job, src_node: Group | Dataset, dst_node: Group | Dataset)
     for key in src_node.attrs:
         value = src_node.attrs[key]
         (refs if _has_references(value) else plain)[key] = value
+    job.report.attributes += len(plain) + len(refs)
+    if dst_node.name == "/" and job.identity is not None:
+        plain[SOURCE_ATTR] = encode(job.identity)  # written with the root's attributes
     if plain:
         dst_node.attrs.update_many(plain)
-    job.report.attributes += len(plain) + len(refs)
     if refs:
 
         def write_refs() -> None:
@@ -203,7 +218,7 @@ def _handle_link(
         job.report.resolved_links.append(f"{where} <- {link.url}:{link.path}")
         return
     if other.format != job.dst.format:
-        target = _convert_target(job, target, other.format)
+        target = _convert_target(job, target, other, where, link)
     job.deferred.append(lambda: _make_external(job, dst, name, target, link.path))
 
 
@@ -214,35 +229,64 @@ def _make_external(job: _Job, dst: Group, name: str, target: str, path: str) -> 
     job.report.external_links += 1
 
 
-def _convert_target(job: _Job, target: str, fmt: str) -> str:
-    """Convert an external link's target into the destination's format, next to it."""
+def _convert_target(job: _Job, target: str, other: Store, where: str, link: ExternalLink) -> str:
+    """Convert an external link's target into the destination's format, next to it.
+
+    An existing conversion is reused only if its identity record matches the target; a stale
+    one is converted again; anything else there is refused (see ``link_targets``).
+    """
     if target in job.converted:
         return job.converted[target]
-    stem = os.path.basename(target.rstrip("/"))
-    for suffix in (_ZARR_SUFFIX, ".zarr", _HDF5_SUFFIX, ".h5", ".hdf5"):
-        if stem.endswith(suffix):
-            stem = stem[: -len(suffix)]
-            break
-    suffix = _ZARR_SUFFIX if job.dst.format == "zarr" else _HDF5_SUFFIX
-    new = sibling_url(job.dst.url, stem + suffix)
-    job.converted[target] = new
-    if not exists(new, job.storage_options):
-        sub = convert(
-            target,
-            new,
-            links="keep",
-            fallback=job.plan.options.fallback,
-            strict=job.plan.options.strict,
-            codecs=job.plan.options.codecs,
-            zarr_format=job.zarr_format,
-            jobs=job.jobs,
-            progress=False,
-            storage_options=job.storage_options,
+    fmt = other.format
+    under_way = link_targets.running_destination(target)
+    if under_way is not None:  # a link cycle back to a conversion in progress
+        job.converted[target] = under_way
+        job.report.converted_targets.append(
+            f"in progress (link cycle): {target} ({fmt}) -> {under_way}"
         )
-        job.report.converted_targets.append(f"{target} ({fmt}) -> {new} ({sub.datasets} datasets)")
+        return under_way
+    plan = job.planned.get(target) or link_targets.plan_target(
+        target,
+        other,
+        job.report.destination,  # the final URL (the store may be written under another name)
+        job.dst.format,
+        job.storage_options,
+        where=where,
+        link=link,
+    )
+    new = plan.new_url
+    job.converted[target] = new
+    verdict = plan.judgement.verdict
+    if verdict == "reuse":
+        job.report.converted_targets.append(f"reused (identity matched): {target} ({fmt}) -> {new}")
+        return new
+    sub = convert(target, new, progress=False, overwrite=verdict == "stale", **job.options)
+    if verdict == "stale":
+        job.report.converted_targets.append(
+            f"reconverted (stale): {target} ({fmt}) -> {new} ({sub.datasets} datasets; "
+            f"{plan.judgement.reason})"
+        )
     else:
-        job.report.converted_targets.append(f"{target} ({fmt}) -> {new} (already there)")
+        job.report.converted_targets.append(
+            f"converted: {target} ({fmt}) -> {new} ({sub.datasets} datasets)"
+        )
     return new
+
+
+def _plan_link_targets(
+    source: Store,
+    dst_url: str,
+    fmt: str | None,
+    links: str,
+    options: Mapping[str, Any],
+) -> dict[str, link_targets.PlannedTarget]:
+    """Judge the link targets to convert before the destination exists (refusing conflicts)."""
+    if links != "keep":
+        return {}
+    from nwbstore.backends.registry import detect_backend
+
+    dst_format = "hdf5" if detect_backend(dst_url, "w", format=fmt).startswith("hdf5") else "zarr"
+    return link_targets.plan_targets(source, dst_url, dst_format, options)
 
 
 def _open_read(url: str, storage_options: Mapping[str, Any]) -> Store:
@@ -358,6 +402,7 @@ def convert(
     """
     import nwbstore
 
+    target_options = _target_options(locals())  # the arguments as given, for link targets
     started = time.perf_counter()
     src_url, dst_url = os.fspath(src), os.fspath(dst)
     # the source is never written: refuse before anything is created or deleted
@@ -390,6 +435,7 @@ def convert(
                 truncation=truncation,
             ),
         )
+        planned = _plan_link_targets(source, dst_url, format, links, options)
         stage = staging.plan_staging(
             dst_url, format, options, overwrite=overwrite and not resume, resume=resume
         )
@@ -427,6 +473,9 @@ def convert(
             completed=completed,
             truncation=truncation,
             plan=plan,
+            options=target_options,
+            identity=source_identity(src_url, source, options, first_n=first_n),
+            planned=planned,
         )
         if truncation is not None:
             report.truncated = truncation.summary()
@@ -435,9 +484,10 @@ def convert(
 
             job.cluster = DistributedCopier(scheduler, dest.format, options)
             exits.callback(job.cluster.close)
-        _copy_group(job, source.root, dest.root)
-        for step in job.deferred:
-            step()
+        with link_targets.running(src_url, dst_url):
+            _copy_group(job, source.root, dest.root)
+            for step in job.deferred:
+                step()
         marker.finish(dest)
     staging.publish(stage, options)
     report.transcoded_codecs = list(plan.transcoded)
