@@ -25,6 +25,7 @@ from nwbstore.convert.locations import (
     resolve_link_url,
     sibling_url,
 )
+from nwbstore.convert.progress import ProgressBar, ProgressOption, open_bar, planned_bytes
 from nwbstore.convert.report import ConversionReport
 from nwbstore.dtypes import is_reference_dtype
 from nwbstore.errors import NwbStoreError, StoreExistsError
@@ -78,7 +79,7 @@ class _Job:
     first_n: int | None
     storage_options: Mapping[str, Any]
     zarr_format: int
-    progress: Any
+    progress: ProgressBar | None
     exits: ExitStack
     completed: set[str]
     deferred: list[Callable[[], None]] = dataclasses.field(default_factory=list)
@@ -206,12 +207,18 @@ def _copy_dataset(job: _Job, src: Dataset, parent: Group, name: str) -> None:
     _copy_attrs(job, src, dst)
     if path in job.completed:
         return
-    tick = job.progress.update if job.progress is not None else None
+    tick = (
+        None
+        if job.progress is None
+        else job.progress.dataset(int(np.prod(shape)) * src.dtype.itemsize)
+    )
     if _dtype_has_references(src.dtype):
 
         def write_ref_values() -> None:
             copy_values(src, dst, job.report, jobs=1, raw=False, first_n=job.first_n)
             job.report.references += int(np.prod(shape)) if shape else 1
+            if tick is not None:
+                tick.finish()
 
         job.deferred.append(write_ref_values)
         return
@@ -227,6 +234,8 @@ def _copy_dataset(job: _Job, src: Dataset, parent: Group, name: str) -> None:
         if all_raw:
             job.report.datasets_raw.append(path)
     marker.record_done(job.dst, path)
+    if tick is not None:
+        tick.finish()
 
 
 def _copy_group(job: _Job, src: Group, dst: Group) -> None:
@@ -270,6 +279,8 @@ def _handle_link(
             job.deferred.append(lambda: _make_external(job, dst, name, target, link.path))
         return
     if job.links == "resolve":
+        if job.progress is not None:
+            job.progress.grow(*planned_bytes(node, lambda ds: _dest_shape(job, ds), job.completed))
         if isinstance(node, Group):
             sub = dst.require_group(name)
             job.report.groups += 1
@@ -323,18 +334,6 @@ def _open_read(url: str, storage_options: Mapping[str, Any]) -> Store:
     return nwbstore.open(url, "r", storage_options=storage_options)
 
 
-def _total_bytes(group: Group) -> int:
-    total = 0
-
-    def add(_name: str, node: Group | Dataset) -> None:
-        nonlocal total
-        if isinstance(node, Dataset):
-            total += node.nbytes
-
-    group.visititems(add)
-    return total
-
-
 def convert(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],
@@ -348,7 +347,7 @@ def convert(
     format: str | None = None,
     jobs: int | None = None,
     scheduler: Any = None,
-    progress: bool = True,
+    progress: ProgressOption = True,
     storage_options: Mapping[str, Any] | None = None,
     overwrite: bool = False,
     resume: bool = False,
@@ -387,7 +386,10 @@ def convert(
         A Dask distributed ``Client`` or scheduler address: chunk ranges of large datasets are
         copied on its workers (Zarr destinations only).
     progress
-        Show a tqdm progress bar.
+        Show a tqdm progress bar on stderr (off when stderr is not a terminal). It counts
+        destination bytes and ends at exactly its total, also with ``first_n``, ``resume``
+        and resolved links. ``False`` for none; a tqdm-like factory (such as
+        ``tqdm.notebook.tqdm``) to draw it yourself.
     storage_options
         fsspec/s3fs options for every remote access (source, destination, link targets).
     overwrite
@@ -426,13 +428,6 @@ def convert(
             remove(dst_url, options)
         target, completed = marker.begin(dst_url, format, zarr_format, options, resume=resume)
         dest = exits.enter_context(target)
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = exits.enter_context(
-                tqdm(total=_total_bytes(source.root), unit="B", unit_scale=True, desc="convert")
-            )
         job = _Job(
             src=source,
             dst=dest,
@@ -447,10 +442,15 @@ def convert(
             first_n=first_n,
             storage_options=options,
             zarr_format=zarr_format,
-            progress=bar,
+            progress=None,
             exits=exits,
             completed=completed,
         )
+        total, done = planned_bytes(source.root, lambda ds: _dest_shape(job, ds), completed)
+        bar = open_bar(progress, total=total, initial=done)
+        if bar is not None:
+            exits.callback(bar.close)
+            job.progress = ProgressBar(bar)
         if scheduler is not None:
             from nwbstore.convert.distributed import DistributedCopier
 

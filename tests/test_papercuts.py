@@ -1,0 +1,143 @@
+"""Papercuts of issue 8: progress bar, group counts, config sizes, Pickle in info/tree, remote
+HDF5 write errors, demo clean-up."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pytest
+from tqdm import tqdm
+
+import nwbstore
+from nwbstore.cli import main
+from nwbstore.testing.nwb_samples import build_external_nwb, build_rich_nwb
+
+
+@pytest.fixture(scope="module")
+def rich(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("rich")
+    build_external_nwb(folder / "external.nwb")
+    return build_rich_nwb(folder / "rich.nwb", external=folder / "external.nwb")
+
+
+class _Bars:
+    """A tqdm factory that keeps every bar it makes (drawn into a string, never a terminal)."""
+
+    def __init__(self) -> None:
+        self.bars: list[tqdm] = []
+
+    def __call__(self, **kwargs: Any) -> tqdm:
+        bar = tqdm(file=io.StringIO(), disable=False, **kwargs)
+        self.bars.append(bar)
+        return bar
+
+    @property
+    def bar(self) -> tqdm:
+        assert len(self.bars) == 1
+        return self.bars[0]
+
+
+def _h5_dataset_bytes(path: Path, first_n: int | None = None) -> int:
+    """Decoded bytes of every dataset in an HDF5 file, counted with h5py (links not followed)."""
+    total = 0
+
+    def add(_name: str, obj: Any) -> None:
+        nonlocal total
+        if isinstance(obj, h5py.Dataset):
+            shape = list(obj.shape)
+            if first_n is not None and shape:
+                shape[0] = min(shape[0], first_n)
+            total += int(np.prod(shape)) * obj.dtype.itemsize
+
+    with h5py.File(path, "r") as f:
+        f.visititems(add)
+    return total
+
+
+def test_progress_reaches_total_on_a_raw_copy(rich: Path, tmp_path: Path) -> None:
+    bars = _Bars()
+    report = nwbstore.convert(rich, tmp_path / "a.nwb.zarr", fallback="zstd", progress=bars)
+    assert report.chunks_raw > 0  # stored (compressed) chunks were counted by decoded size
+    assert bars.bar.total == _h5_dataset_bytes(rich)
+    assert bars.bar.n == bars.bar.total
+
+
+def test_progress_reaches_total_on_truncate(rich: Path, tmp_path: Path) -> None:
+    bars = _Bars()
+    nwbstore.convert(rich, tmp_path / "t.nwb.zarr", fallback="zstd", first_n=10, progress=bars)
+    assert bars.bar.total == _h5_dataset_bytes(rich, first_n=10)
+    assert bars.bar.n == bars.bar.total
+
+
+def test_progress_reaches_total_with_links_resolved_or_converted(
+    rich: Path, tmp_path: Path
+) -> None:
+    plain = _h5_dataset_bytes(rich)
+    resolved = _Bars()
+    nwbstore.convert(rich, tmp_path / "r.nwb", links="resolve", progress=resolved)
+    assert resolved.bar.total > plain  # the linked data is copied in and counted
+    assert resolved.bar.n == resolved.bar.total
+    converted = _Bars()
+    report = nwbstore.convert(rich, tmp_path / "c.nwb.zarr", fallback="zstd", progress=converted)
+    assert report.converted_targets
+    assert converted.bar.n == converted.bar.total == plain
+
+
+def test_progress_on_resume_starts_at_what_is_done(
+    rich: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nwbstore.convert import engine
+
+    out = tmp_path / "half.nwb.zarr"
+    calls = {"n": 0}
+    original = engine.copy_values
+
+    def failing(*args: Any, **kwargs: Any) -> bool:
+        calls["n"] += 1
+        if calls["n"] == 20:
+            raise RuntimeError("simulated crash")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "copy_values", failing)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        nwbstore.convert(rich, out, fallback="zstd", progress=False)
+    monkeypatch.setattr(engine, "copy_values", original)
+    bars = _Bars()
+    nwbstore.convert(rich, out, resume=True, fallback="zstd", progress=bars)
+    assert bars.bar.total == _h5_dataset_bytes(rich)
+    assert 0 < bars.bar.format_dict["initial"] < bars.bar.total
+    assert bars.bar.n == bars.bar.total
+
+
+def test_progress_is_off_when_stderr_is_not_a_terminal(
+    rich: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nwbstore.convert(rich, tmp_path / "p.nwb.zarr", fallback="zstd")  # progress=True default
+    assert capsys.readouterr().err == ""
+    assert main(["convert", str(rich), str(tmp_path / "q.nwb.zarr"), "--fallback", "zstd"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert "converted" in captured.out
+
+
+def test_progress_is_drawn_on_a_terminal(
+    rich: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    err = Terminal()
+    monkeypatch.setattr("sys.stderr", err)
+    nwbstore.convert(rich, tmp_path / "p.nwb.zarr", fallback="zstd")
+    assert "100%" in err.getvalue()
+    quiet = Terminal()
+    monkeypatch.setattr("sys.stderr", quiet)
+    assert (
+        main(["convert", str(rich), str(tmp_path / "q.nwb.zarr"), "-q", "--fallback", "zstd"]) == 0
+    )
+    assert quiet.getvalue() == ""
