@@ -45,7 +45,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         links = len(_iter_links(store.root))
         print(f"url:       {store.url}")
         print(f"backend:   {store.backend}")
-        print(f"groups:    {groups + 1}")
+        print(f"groups:    {groups}")  # below the root, as h5py and verify count
         print(f"datasets:  {datasets}")
         print(f"links:     {links}")
         print(f"data size: {nbytes / 1e6:.2f} MB (uncompressed)")

@@ -21,7 +21,11 @@ __all__ = ["VerifyReport", "verify"]
 
 @dataclass
 class VerifyReport:
-    """What :func:`verify` compared and every difference found (empty means equal)."""
+    """What :func:`verify` compared and every difference found (empty means equal).
+
+    ``groups`` counts the groups below the root, as h5py's ``visititems`` does and as
+    :class:`~nwbstore.convert.report.ConversionReport` and ``nwbstore info`` count them.
+    """
 
     source: str
     destination: str
@@ -143,7 +147,6 @@ def _compare_links(
 
 
 def _compare_group(src: Group, dst: Group, report: VerifyReport, resolved: bool) -> None:
-    report.groups += 1
     _compare_attrs(src, dst, report)
     a_names, b_names = set(src), set(dst)
     for name in sorted(a_names - b_names):
@@ -165,6 +168,7 @@ def _compare_group(src: Group, dst: Group, report: VerifyReport, resolved: bool)
         if isinstance(a_node, Group) != isinstance(b_node, Group):
             report.differences.append(f"{path}: group in one store, dataset in the other")
         elif isinstance(a_node, Group) and isinstance(b_node, Group):
+            report.groups += 1  # groups below the root, as h5py's visititems counts them
             _compare_group(a_node, b_node, report, resolved)
         elif isinstance(a_node, Dataset) and isinstance(b_node, Dataset):
             report.datasets += 1

@@ -141,3 +141,29 @@ def test_progress_is_drawn_on_a_terminal(
         main(["convert", str(rich), str(tmp_path / "q.nwb.zarr"), "-q", "--fallback", "zstd"]) == 0
     )
     assert quiet.getvalue() == ""
+
+
+def _h5_group_count(path: Path) -> int:
+    """Groups below the root, as h5py's own walk counts them (soft links not followed)."""
+    groups: list[str] = []
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: groups.append(name) if isinstance(obj, h5py.Group) else None)
+    return len(groups)
+
+
+def test_report_verify_and_info_count_groups_like_h5py(
+    rich: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    expected = _h5_group_count(rich)
+    assert expected > 10
+    out = tmp_path / "g.nwb"
+    report = nwbstore.convert(rich, out, progress=False)
+    assert _h5_group_count(out) == expected
+    result = nwbstore.verify(rich, out)
+    assert result.ok
+    assert report.groups == result.groups == expected
+    assert f"groups {expected}," in str(report)
+    assert f": {expected} groups," in str(result)
+    assert main(["info", str(out)]) == 0
+    info = capsys.readouterr().out
+    assert f"groups:    {expected}\n" in info
