@@ -167,3 +167,43 @@ def test_report_verify_and_info_count_groups_like_h5py(
     assert main(["info", str(out)]) == 0
     info = capsys.readouterr().out
     assert f"groups:    {expected}\n" in info
+
+
+def _config_block(text: str, name: str) -> str:
+    """The lines ``nwbstore config`` printed for dataset ``name``."""
+    blocks = text.split("\n\n" + name + "\n")
+    assert len(blocks) == 2, text
+    return blocks[1].split("\n\n\n")[0]
+
+
+def test_config_shows_string_sizes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "strings.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("fixed", data=np.array([b"abcdefghi"] * 100, dtype="S9"), chunks=(10,))
+        f.create_dataset("vlen", data=["hello"] * 50, dtype=h5py.string_dtype(), chunks=(10,))
+        record = np.dtype([("a", "<i4"), ("b", h5py.string_dtype())])
+        f.create_dataset("table", shape=(5,), dtype=record)
+        assert f["fixed"].nbytes == 900 and f["fixed"].chunks == (10,)
+    assert main(["config", str(path)]) == 0
+    text = capsys.readouterr().out
+    fixed = _config_block(text, "fixed")
+    assert "fixed-length bytes, 9 B each" in fixed
+    assert "full size of source array : 900 B" in fixed
+    assert "disk space usage per chunk : 90 B (uncompressed)" in fixed
+    vlen = _config_block(text, "vlen")
+    assert "str (variable-length UTF-8)" in vlen
+    assert "full size of source array : variable-length (50 values)" in vlen
+    assert "expected RAM usage : variable-length (50 values)" in vlen
+    assert "disk space usage per chunk : variable-length (10 values)" in vlen
+    assert " B\n" not in vlen.replace(" B each", "")  # no made-up pointer sizes
+    table = _config_block(text, "table")
+    assert "variable-length (5 values, 20 B of fixed-size fields)" in table
+
+
+def test_describe_dataset_sizes_fixed_unicode() -> None:
+    from nwbstore.describe import describe_dataset
+
+    text = describe_dataset("/names", (100,), "<U5", nwbstore.DatasetSettings(chunks=(10,)))
+    assert "fixed-length string of 5 characters, 20 B each" in text
+    assert "full size of source array : 1.95 KiB" in text  # 100 * 20 B
+    assert "disk space usage per chunk : 200 B (uncompressed)" in text
