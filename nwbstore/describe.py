@@ -117,19 +117,26 @@ def describe_settings(store: Any) -> str:
         A heading naming the backend, then one block per dataset (see
         :func:`describe_dataset`), in walk order.
     """
+    from nwbstore.errors import PickleRefusedError
     from nwbstore.nodes import Dataset
+    from nwbstore.summary import PICKLE_NOTE, walk_readable
 
     root = getattr(store, "root", store)
     st = getattr(root, "store", store)
     backend = type(st).__name__
     title = f"{backend} dataset configurations ({getattr(st, 'url', '')})"
     blocks = [title, "=" * len(title), ""]
-    found: list[tuple[str, Any]] = []
-    root.visititems(
-        lambda name, node: found.append((name, node)) if isinstance(node, Dataset) else None
-    )
+    prefix = root.name.rstrip("/") + "/"
+    found = [
+        (path[len(prefix) :], node)
+        for path, node in walk_readable(root)
+        if isinstance(node, (Dataset, PickleRefusedError))
+    ]
     for name, ds in found:
-        blocks.append(describe_dataset(name, tuple(ds.shape), ds.dtype, ds.settings))
+        if isinstance(ds, PickleRefusedError):
+            blocks.append(f"{name}\n{'-' * len(name)}\n  {PICKLE_NOTE}")
+        else:
+            blocks.append(describe_dataset(name, tuple(ds.shape), ds.dtype, ds.settings))
         blocks.append("")
     if not found:
         blocks.append("(no datasets)")

@@ -207,3 +207,64 @@ def test_describe_dataset_sizes_fixed_unicode() -> None:
     assert "fixed-length string of 5 characters, 20 B each" in text
     assert "full size of source array : 1.95 KiB" in text  # 100 * 20 B
     assert "disk space usage per chunk : 200 B (uncompressed)" in text
+
+
+def _legacy_store_with_one_pickle_array(path: Path) -> Path:
+    """A Zarr v2 store as hdmf-zarr 0.13 wrote it: plain arrays and one Pickle object array.
+
+    The Pickle chunk is made with ``numcodecs.Pickle().encode`` only; nothing is unpickled.
+    """
+    import json
+
+    import numcodecs
+    import zarr
+
+    g = zarr.open_group(str(path), mode="w", zarr_format=2)
+    g.attrs["nwb_version"] = "2.8.0"
+    g.create_array("data", data=np.arange(6, dtype="int64"), chunks=(3,))
+    g.create_group("units").create_array("ids", data=np.arange(4, dtype="int32"))
+    folder = path / "units" / "names"
+    folder.mkdir()
+    meta = {
+        "zarr_format": 2,
+        "shape": [2],
+        "chunks": [2],
+        "dtype": "|O",
+        "fill_value": 0,
+        "order": "C",
+        "filters": [{"id": "pickle", "protocol": 5}],
+        "compressor": None,
+        "dimension_separator": ".",
+    }
+    (folder / ".zarray").write_text(json.dumps(meta))
+    (folder / ".zattrs").write_text(json.dumps({"zarr_dtype": "str"}))
+    (folder / "0").write_bytes(numcodecs.Pickle(protocol=5).encode(np.array(["a", "b"], object)))
+    return path
+
+
+def test_info_and_tree_show_the_rest_of_a_store_with_one_pickle_array(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = _legacy_store_with_one_pickle_array(tmp_path / "legacy.zarr")
+    assert main(["info", str(store)]) == 0
+    out = capsys.readouterr().out
+    assert "groups:    1\n" in out
+    assert "datasets:  3\n" in out
+    assert "nwb_version: 2.8.0" in out
+    assert "data size: 64 B (uncompressed)" in out  # the readable 6 * 8 + 4 * 4 bytes
+    assert "1 dataset uses the Pickle codec (not read; pass --allow-pickle): /units/names" in out
+    assert main(["info", str(store), "--allow-pickle"]) == 0
+    assert "Pickle" not in capsys.readouterr().out
+    assert main(["tree", str(store)]) == 0
+    tree = capsys.readouterr().out
+    assert "    data  (6,) int64" in tree
+    assert "        ids  (4,) int32" in tree
+    assert "        names  Pickle codec (not read; pass --allow-pickle)" in tree
+    assert main(["tree", str(store), "--allow-pickle"]) == 0
+    assert "        names  (2,) str" in capsys.readouterr().out
+    assert main(["config", str(store)]) == 0
+    config = capsys.readouterr().out
+    assert "\nunits/ids\n" in config and "\ndata\n" in config
+    assert "\nunits/names\n-----------\n  Pickle codec (not read; pass --allow-pickle)" in config
+    assert main(["config", str(store), "--allow-pickle"]) == 0
+    assert "str (variable-length UTF-8)" in capsys.readouterr().out
