@@ -268,3 +268,32 @@ def test_info_and_tree_show_the_rest_of_a_store_with_one_pickle_array(
     assert "\nunits/names\n-----------\n  Pickle codec (not read; pass --allow-pickle)" in config
     assert main(["config", str(store), "--allow-pickle"]) == 0
     assert "str (variable-length UTF-8)" in capsys.readouterr().out
+
+
+@pytest.mark.s3
+def test_remote_hdf5_write_error_does_not_suggest_r_plus(
+    tmp_path: Path, s3_server: Any, s3_bucket: str
+) -> None:
+    from nwbstore.errors import ReadOnlyError
+
+    local = tmp_path / "f.h5"
+    with h5py.File(local, "w") as f:
+        f.create_dataset("data", data=np.arange(10))
+    s3_server.filesystem().put(str(local), f"{s3_bucket}/f.h5")
+    url = f"s3://{s3_bucket}/f.h5"
+    with nwbstore.open(url, storage_options=s3_server.storage_options) as store:
+        assert store.backend == "hdf5-remote"
+        writes = [
+            lambda: store.root.create_group("x"),
+            lambda: store["data"].__setitem__(0, 5),
+            lambda: store.root.attrs.__setitem__("a", 1),
+        ]
+        for write in writes:
+            with pytest.raises(ReadOnlyError) as info:
+                write()
+            message = str(info.value)
+            assert "r+" not in message
+            assert "remote HDF5 is read-only" in message
+            assert "Zarr" in message and "download" in message
+    with h5py.File(local, "r") as f:
+        np.testing.assert_array_equal(f["data"][:], np.arange(10))
