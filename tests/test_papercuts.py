@@ -297,3 +297,28 @@ def test_remote_hdf5_write_error_does_not_suggest_r_plus(
             assert "Zarr" in message and "download" in message
     with h5py.File(local, "r") as f:
         np.testing.assert_array_equal(f["data"][:], np.arange(10))
+
+
+def test_demo_removes_its_temporary_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import tempfile
+
+    temp_root = tmp_path / "tmp"
+    temp_root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp_root))  # where TemporaryDirectory goes
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "no differences" in out
+    assert list(temp_root.iterdir()) == []
+    assert "removed" in out
+
+
+def test_demo_keeps_files_in_workdir_and_says_where(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["demo", "--workdir", str(tmp_path / "w")]) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "w" / "demo.nwb").is_file()
+    assert (tmp_path / "w" / "demo.nwb.zarr" / "zarr.json").is_file()
+    assert f"kept in {tmp_path / 'w'}" in out
