@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
 
 from nwbstore.dtypes import is_reference_dtype, is_string_dtype
 from nwbstore.links import ExternalLink, SoftLink
@@ -14,11 +17,16 @@ __all__ = ["dtype_label", "format_tree", "iter_tree", "iter_tree_lines"]
 
 def dtype_label(ds: Dataset) -> str:
     """A short dtype for text views: ``str`` and ``reference`` instead of ``object``."""
-    dt = ds.dtype
+    return _label(ds.dtype)
+
+
+def _label(dt: np.dtype[Any]) -> str:
     if is_string_dtype(dt):
         return "str"
     if is_reference_dtype(dt):
         return "reference"
+    if dt.names is not None:
+        return "{" + ", ".join(f"{name}: {_label(dt[name])}" for name in dt.names) + "}"
     return str(dt)
 
 

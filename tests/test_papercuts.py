@@ -322,3 +322,22 @@ def test_demo_keeps_files_in_workdir_and_says_where(
     assert (tmp_path / "w" / "demo.nwb").is_file()
     assert (tmp_path / "w" / "demo.nwb.zarr" / "zarr.json").is_file()
     assert f"kept in {tmp_path / 'w'}" in out
+
+
+def test_tree_names_string_reference_and_record_dtypes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "types.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("names", data=["a", "b"], dtype=h5py.string_dtype())
+        f.create_dataset("refs", data=[f.ref], dtype=h5py.ref_dtype)
+        record = np.dtype([("start", "<i4"), ("target", h5py.ref_dtype)])
+        f.create_dataset("table", shape=(3,), dtype=record)
+        assert f["names"].dtype.kind == f["refs"].dtype.kind == "O"
+    assert main(["tree", str(path), "--no-settings"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "    names  (2,) str" in lines
+    assert "    refs  (1,) reference" in lines
+    assert "    table  (3,) {start: int32, target: reference}" in lines
+    assert main(["tree", str(path), "--path", "/names"]) == 0
+    assert capsys.readouterr().out == "/names  (2,) str\n"
