@@ -43,7 +43,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print(f"backend:   {store.backend}")
         print(f"groups:    {summary.groups}")  # below the root, as h5py and verify count
         print(f"datasets:  {summary.datasets}")
-        print(f"links:     {summary.links}")
+        print(
+            f"links:     {summary.links} ({summary.soft_links} soft, "
+            f"{summary.external_links} external)"
+        )
         print(f"data size: {human_bytes(summary.nbytes)} (uncompressed)")
         if summary.pickled:
             n = len(summary.pickled)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from nwbstore.errors import PickleRefusedError
-from nwbstore.links import join_path
+from nwbstore.links import ExternalLink, SoftLink, join_path
 from nwbstore.nodes import Dataset, Group
 
 __all__ = ["PICKLE_NOTE", "StoreSummary", "child_or_refusal", "summarize", "walk_readable"]
@@ -53,8 +53,8 @@ class StoreSummary:
         Groups below the root (as h5py's ``visititems`` counts them).
     datasets
         Datasets, including those listed in ``pickled``.
-    links
-        Soft and external links.
+    soft_links, external_links
+        Links (not followed), counted where they are.
     nbytes
         Decoded size of the datasets that were read.
     pickled
@@ -63,15 +63,27 @@ class StoreSummary:
 
     groups: int = 0
     datasets: int = 0
-    links: int = 0
+    soft_links: int = 0
+    external_links: int = 0
     nbytes: int = 0
     pickled: list[str] = field(default_factory=list)
+
+    @property
+    def links(self) -> int:
+        """Soft and external links together."""
+        return self.soft_links + self.external_links
+
+    def _count_links(self, group: Group) -> None:
+        for name in group:
+            link = group._get_link(name)
+            self.soft_links += isinstance(link, SoftLink)
+            self.external_links += isinstance(link, ExternalLink)
 
 
 def summarize(group: Group) -> StoreSummary:
     """Count the groups, datasets, links and bytes below ``group`` (see :class:`StoreSummary`)."""
     summary = StoreSummary()
-    summary.links = sum(group._get_link(name) is not None for name in group)
+    summary._count_links(group)
     for path, node in walk_readable(group):
         if isinstance(node, PickleRefusedError):
             summary.datasets += 1
@@ -81,5 +93,5 @@ def summarize(group: Group) -> StoreSummary:
             summary.nbytes += node.nbytes
         else:
             summary.groups += 1
-            summary.links += sum(node._get_link(name) is not None for name in node)
+            summary._count_links(node)
     return summary

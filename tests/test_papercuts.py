@@ -167,6 +167,21 @@ def test_report_verify_and_info_count_groups_like_h5py(
     assert main(["info", str(out)]) == 0
     info = capsys.readouterr().out
     assert f"groups:    {expected}\n" in info
+    links: dict[str, int] = {"SoftLink": 0, "ExternalLink": 0}
+
+    def count_link(_name: str, link: Any) -> None:
+        kind = type(link).__name__
+        if kind in links:
+            links[kind] += 1
+
+    with h5py.File(out, "r") as f:
+        f.visititems_links(count_link)
+    assert links["SoftLink"] and links["ExternalLink"]
+    total = links["SoftLink"] + links["ExternalLink"]
+    assert (
+        f"links:     {total} ({links['SoftLink']} soft, {links['ExternalLink']} external)\n" in info
+    )
+    assert report.soft_links == links["SoftLink"] and report.external_links == links["ExternalLink"]
 
 
 def _config_block(text: str, name: str) -> str:
