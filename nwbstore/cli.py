@@ -40,7 +40,10 @@ def _cmd_info(args: argparse.Namespace) -> int:
     with _open(args) as store:
         summary = summarize(store.root)
         print(f"url:       {store.url}")
-        print(f"backend:   {store.backend}")
+        zarr_format = getattr(store, "zarr_format", None)
+        print(
+            f"backend:   {store.backend}" + (f" (Zarr format {zarr_format})" if zarr_format else "")
+        )
         print(f"groups:    {summary.groups}")  # below the root, as h5py and verify count
         print(f"datasets:  {summary.datasets}")
         print(

@@ -263,6 +263,7 @@ def test_info_and_tree_show_the_rest_of_a_store_with_one_pickle_array(
     store = _legacy_store_with_one_pickle_array(tmp_path / "legacy.zarr")
     assert main(["info", str(store)]) == 0
     out = capsys.readouterr().out
+    assert "backend:   zarr (Zarr format 2)\n" in out
     assert "groups:    1\n" in out
     assert "datasets:  3\n" in out
     assert "nwb_version: 2.8.0" in out
