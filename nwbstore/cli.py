@@ -135,7 +135,19 @@ def _cmd_convert(args: argparse.Namespace, *, first_n: int | None = None) -> int
         if result is not None:
             print(result)
             return 0 if result.ok else 1
+        if first_n is not None:
+            print("nwbstore truncate: --verify compares whole copies; skipped", file=sys.stderr)
     return 0
+
+
+def _rows(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"-n {text!r}: give a whole number of rows, 0 or more")
+    return value
 
 
 def _cmd_truncate(args: argparse.Namespace) -> int:
@@ -234,9 +246,18 @@ def _build_parser() -> argparse.ArgumentParser:
     add_convert_options(p)
     p.set_defaults(func=_cmd_convert)
 
-    p = sub.add_parser("truncate", help="small copy keeping the first N entries of each dataset")
+    p = sub.add_parser(
+        "truncate",
+        help="small, consistent copy: the first N rows of each table, N samples of each series",
+    )
     add_convert_options(p)
-    p.add_argument("-n", type=int, required=True, help="entries to keep along the first axis")
+    p.add_argument(
+        "-n",
+        type=_rows,
+        required=True,
+        help="rows of each table and samples of each time series to keep (regions, indexes "
+        "and electrodes stay consistent)",
+    )
     p.set_defaults(func=_cmd_truncate)
 
     p = sub.add_parser("verify", help="compare two stores; exit 1 on a difference")

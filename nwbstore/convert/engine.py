@@ -27,6 +27,7 @@ from nwbstore.convert.locations import (
 )
 from nwbstore.convert.progress import ProgressBar, ProgressOption, open_bar, planned_bytes
 from nwbstore.convert.report import ConversionReport
+from nwbstore.convert.truncation import TruncationPlan, fit_chunks, plan_truncation
 from nwbstore.dtypes import is_reference_dtype
 from nwbstore.errors import NwbStoreError, StoreExistsError
 from nwbstore.links import ExternalLink, Reference, SoftLink
@@ -85,6 +86,7 @@ class _Job:
     deferred: list[Callable[[], None]] = dataclasses.field(default_factory=list)
     converted: dict[str, str] = dataclasses.field(default_factory=dict)
     cluster: Any = None  # a DistributedCopier when scheduler= is given
+    truncation: TruncationPlan | None = None  # kept lengths when first_n is given
 
 
 def _destination_settings(job: _Job, path: str, src: Dataset) -> DatasetSettings | None:
@@ -167,10 +169,16 @@ def _adapted(
     )
 
 
+def _kept_length(job: _Job, src: Dataset) -> int | None:
+    """Entries of ``src`` kept along axis 0 (truncation), or None when copied whole."""
+    return job.truncation.kept_length(src) if job.truncation is not None else None
+
+
 def _dest_shape(job: _Job, src: Dataset) -> tuple[int, ...]:
     shape = tuple(src.shape)
-    if job.first_n is not None and shape:
-        shape = (min(shape[0], job.first_n), *shape[1:])
+    kept = _kept_length(job, src)
+    if kept is not None:
+        shape = (kept, *shape[1:])
     return shape
 
 
@@ -196,6 +204,9 @@ def _copy_dataset(job: _Job, src: Dataset, parent: Group, name: str) -> None:
     path = src.name
     settings = _destination_settings(job, path, src)
     shape = _dest_shape(job, src)
+    kept = _kept_length(job, src)
+    if settings is not None and job.truncation is not None:
+        settings = fit_chunks(settings, shape)
     if name in parent:
         dst = parent[name]  # resuming: the dataset exists from the interrupted run
         assert isinstance(dst, Dataset)
@@ -215,21 +226,21 @@ def _copy_dataset(job: _Job, src: Dataset, parent: Group, name: str) -> None:
     if _dtype_has_references(src.dtype):
 
         def write_ref_values() -> None:
-            copy_values(src, dst, job.report, jobs=1, raw=False, first_n=job.first_n)
+            copy_values(src, dst, job.report, jobs=1, raw=False, first_n=kept)
             job.report.references += int(np.prod(shape)) if shape else 1
             if tick is not None:
                 tick.finish()
 
         job.deferred.append(write_ref_values)
         return
-    if src.size and job.cluster is not None and job.first_n is None:
+    if src.size and job.cluster is not None and kept is None:
         dst.store.flush()
         job.cluster.copy(src, dst, job.report, raw=job.raw)
         if tick is not None:
             tick(src.nbytes)
     elif src.size:
         all_raw = copy_values(
-            src, dst, job.report, jobs=job.jobs, raw=job.raw, on_progress=tick, first_n=job.first_n
+            src, dst, job.report, jobs=job.jobs, raw=job.raw, on_progress=tick, first_n=kept
         )
         if all_raw:
             job.report.datasets_raw.append(path)
@@ -399,7 +410,10 @@ def convert(
     raw
         Copy stored chunks without decoding where the codec pipelines are byte-compatible.
     first_n
-        Keep only the first ``first_n`` entries of each dataset along its first axis.
+        Write a truncated copy: tables keep their first ``first_n`` rows and time series their
+        first ``first_n`` samples, with indexes, regions and electrode tables kept consistent
+        (see :func:`nwbstore.convert.truncation.plan_truncation`); a store that is not NWB
+        keeps the first ``first_n`` entries of every dataset.
     allow_pickle
         Read legacy Pickle-encoded source arrays (hdmf-zarr <= 0.13) with nwbstore's
         non-executing decoder (see :func:`nwbstore.open`); they are written as ordinary
@@ -424,6 +438,8 @@ def convert(
         source = exits.enter_context(
             nwbstore.open(src_url, "r", storage_options=options, allow_pickle=allow_pickle)
         )
+        # decided before the destination is touched: kept lengths of a truncated copy
+        truncation = plan_truncation(source, first_n) if first_n is not None else None
         if overwrite and not resume:
             remove(dst_url, options)
         target, completed = marker.begin(dst_url, format, zarr_format, options, resume=resume)
@@ -445,12 +461,15 @@ def convert(
             progress=None,
             exits=exits,
             completed=completed,
+            truncation=truncation,
         )
         total, done = planned_bytes(source.root, lambda ds: _dest_shape(job, ds), completed)
         bar = open_bar(progress, total=total, initial=done)
         if bar is not None:
             exits.callback(bar.close)
             job.progress = ProgressBar(bar)
+        if truncation is not None:
+            report.truncated = truncation.summary()
         if scheduler is not None:
             from nwbstore.convert.distributed import DistributedCopier
 

@@ -42,6 +42,9 @@ class ConversionReport:
     unpickled
         Source datasets decoded from the legacy Pickle codec (``allow_pickle=True``); the
         destination holds them as plain strings, references or records.
+    truncated
+        For a truncated copy (``first_n``): rows each cut table keeps, and how many datasets
+        were shortened.
     seconds
         Wall time.
     """
@@ -64,6 +67,7 @@ class ConversionReport:
     broken_links: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
     unpickled: list[str] = field(default_factory=list)
+    truncated: list[str] = field(default_factory=list)
     seconds: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -102,6 +106,7 @@ class ConversionReport:
             ("broken links", self.broken_links),
             ("dropped", self.dropped),
             ("decoded from Pickle (no code run)", self.unpickled),
+            ("truncated", self.truncated),
         ):
             if items:
                 lines.append(f"  {title}:")
