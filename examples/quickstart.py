@@ -1,11 +1,12 @@
 """Quickstart: the same code writes and reads HDF5 and Zarr.
 
-Run: python examples/quickstart.py [output-dir]
+Run: python examples/quickstart.py [OUTPUT_DIR]
+(without OUTPUT_DIR the files go to a temporary folder that is removed at the end).
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 import tempfile
 from pathlib import Path
 
@@ -34,7 +35,29 @@ def main(outdir: Path) -> None:
             print("  reference:", store.root.attrs["main_series"])
 
 
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Write the same small NWB-like layout to HDF5 and Zarr with nwbstore and "
+        "read it back."
+    )
+    parser.add_argument(
+        "outdir",
+        nargs="?",
+        type=Path,
+        help="folder for quickstart.h5 and quickstart.zarr, kept afterwards "
+        "(default: a temporary folder, removed at the end)",
+    )
+    return parser
+
+
 if __name__ == "__main__":
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp())
-    target.mkdir(parents=True, exist_ok=True)
-    main(target)
+    args = _parser().parse_args()
+    if args.outdir is None:
+        with tempfile.TemporaryDirectory(prefix="nwbstore-quickstart-") as temp:
+            main(Path(temp))
+    else:
+        if args.outdir.exists() and not args.outdir.is_dir():
+            _parser().error(f"{args.outdir} exists and is not a folder")
+        args.outdir.mkdir(parents=True, exist_ok=True)
+        main(args.outdir)
+        print(f"files kept in {args.outdir}")

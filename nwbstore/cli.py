@@ -23,36 +23,44 @@ def _storage_options(args: argparse.Namespace) -> dict[str, Any]:
 def _open(args: argparse.Namespace) -> Any:
     import nwbstore
 
-    return nwbstore.open(args.url, "r", format=args.format, storage_options=_storage_options(args))
+    return nwbstore.open(
+        args.url,
+        "r",
+        format=args.format,
+        storage_options=_storage_options(args),
+        allow_pickle=getattr(args, "allow_pickle", False),
+    )
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from nwbstore.nodes import Dataset, Group
+    from nwbstore.defaults import human_bytes
+    from nwbstore.nodes import Dataset
+    from nwbstore.summary import summarize
 
     with _open(args) as store:
-        groups = datasets = 0
-        nbytes = 0
-
-        def count(_name: str, node: Group | Dataset) -> None:
-            nonlocal groups, datasets, nbytes
-            if isinstance(node, Dataset):
-                datasets += 1
-                nbytes += node.nbytes
-            else:
-                groups += 1
-
-        store.root.visititems(count)
-        links = len(_iter_links(store.root))
+        summary = summarize(store.root)
         print(f"url:       {store.url}")
-        print(f"backend:   {store.backend}")
-        print(f"groups:    {groups + 1}")
-        print(f"datasets:  {datasets}")
-        print(f"links:     {links}")
-        print(f"data size: {nbytes / 1e6:.2f} MB (uncompressed)")
+        zarr_format = getattr(store, "zarr_format", None)
+        print(
+            f"backend:   {store.backend}" + (f" (Zarr format {zarr_format})" if zarr_format else "")
+        )
+        print(f"groups:    {summary.groups}")  # below the root, as h5py and verify count
+        print(f"datasets:  {summary.datasets}")
+        print(
+            f"links:     {summary.links} ({summary.soft_links} soft, "
+            f"{summary.external_links} external)"
+        )
+        print(f"data size: {human_bytes(summary.nbytes)} (uncompressed)")
+        if summary.pickled:
+            n = len(summary.pickled)
+            print(
+                f"{n} dataset{' uses' if n == 1 else 's use'} the Pickle codec "
+                f"(not read; pass --allow-pickle): {', '.join(summary.pickled)}"
+            )
         if "nwb_version" in store.root.attrs:
             print(f"nwb_version: {store.root.attrs['nwb_version']}")
         for key in ("identifier", "session_description"):
-            node = store.root.get(key)
+            node = store.root.get(key) if f"/{key}" not in summary.pickled else None
             if isinstance(node, Dataset) and node.ndim == 0:
                 print(f"{key}: {node[()]}")
         _print_non_portable(store)
@@ -72,22 +80,17 @@ def _print_non_portable(store: Any) -> None:
         print(f"  {path}: {', '.join(names)}")
 
 
-def _iter_links(group: Any) -> list[tuple[str, Any]]:
-    found: list[tuple[str, Any]] = []
-    group.visit_links(lambda name, link: found.append((name, link)))
-    return found
-
-
 def _cmd_tree(args: argparse.Namespace) -> int:
     from nwbstore.nodes import Group
-    from nwbstore.tree import format_tree
+    from nwbstore.tree import dtype_label, iter_tree
 
     with _open(args) as store:
         node = store[args.path] if args.path else store.root
         if not isinstance(node, Group):
-            print(f"{node.name}  {node.shape} {node.dtype}")
-        else:
-            print(format_tree(node, settings=not args.no_settings))
+            print(f"{node.name}  {node.shape} {dtype_label(node)}")
+            return 0
+        for line in iter_tree(node, settings=not args.no_settings):  # streamed: `| head` is quick
+            print(line)
     return 0
 
 
@@ -219,16 +222,19 @@ def _build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="summary of a file or store")
     add_source(p)
+    p.add_argument("--allow-pickle", action="store_true", help=_ALLOW_PICKLE_HELP)
     p.set_defaults(func=_cmd_info)
 
     p = sub.add_parser("tree", help="groups, datasets and links with their settings")
     add_source(p)
     p.add_argument("--path", help="start at this group")
     p.add_argument("--no-settings", action="store_true", help="hide chunking and codecs")
+    p.add_argument("--allow-pickle", action="store_true", help=_ALLOW_PICKLE_HELP)
     p.set_defaults(func=_cmd_tree)
 
     p = sub.add_parser("config", help="chunking, buffering and compression of every dataset")
     add_source(p)
+    p.add_argument("--allow-pickle", action="store_true", help=_ALLOW_PICKLE_HELP)
     p.set_defaults(func=_cmd_config)
 
     def add_convert_options(p: argparse.ArgumentParser) -> None:

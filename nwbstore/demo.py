@@ -87,14 +87,39 @@ def build_example_nwb(path: str | Path, *, seed: int = 0) -> Path:
     return out
 
 
-def run_demo(workdir: str | Path | None = None, *, out: TextIO | None = None) -> Path:
-    """Build the example file, print its tree, convert it to Zarr and verify; return its path."""
+def run_demo(workdir: str | Path | None = None, *, out: TextIO | None = None) -> Path | None:
+    """Build the example file, print its tree, convert it to Zarr and verify.
+
+    Parameters
+    ----------
+    workdir
+        Folder for the example files, kept afterwards; ``None`` uses a temporary folder that
+        is removed at the end.
+    out
+        Where to print (default: stdout).
+
+    Returns
+    -------
+    Path or None
+        The example NWB file in ``workdir``, or ``None`` when it was temporary.
+    """
+    stream = out or sys.stdout
+    if workdir is None:
+        with tempfile.TemporaryDirectory(prefix="nwbstore-demo-") as temp:
+            _demo_in(Path(temp), stream)
+        print(f"\nremoved the example files ({temp}); pass --workdir DIR to keep them", file=stream)
+        return None
+    base = Path(workdir)
+    base.mkdir(parents=True, exist_ok=True)
+    src = _demo_in(base, stream)
+    print(f"\nexample files kept in {base}: {src.name}, {src.name}.zarr", file=stream)
+    return src
+
+
+def _demo_in(base: Path, stream: TextIO) -> Path:
     import nwbstore
     from nwbstore.tree import format_tree
 
-    stream = out or sys.stdout
-    base = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="nwbstore-demo-"))
-    base.mkdir(parents=True, exist_ok=True)
     src = build_example_nwb(base / "demo.nwb")
     print(f"built {src} ({src.stat().st_size / 1e6:.1f} MB) with pynwb\n", file=stream)
     with nwbstore.open(src) as store:

@@ -3,11 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
+import numpy as np
+
+from nwbstore.dtypes import is_reference_dtype, is_string_dtype
 from nwbstore.links import ExternalLink, SoftLink
 from nwbstore.nodes import Dataset, Group
+from nwbstore.summary import PICKLE_NOTE, child_or_refusal
 
-__all__ = ["format_tree", "iter_tree_lines"]
+__all__ = ["dtype_label", "format_tree", "iter_tree", "iter_tree_lines"]
+
+
+def dtype_label(ds: Dataset) -> str:
+    """A short dtype for text views: ``str`` and ``reference`` instead of ``object``."""
+    return _label(ds.dtype)
+
+
+def _label(dt: np.dtype[Any]) -> str:
+    if is_string_dtype(dt):
+        return "str"
+    if is_reference_dtype(dt):
+        return "reference"
+    if dt.names is not None:
+        return "{" + ", ".join(f"{name}: {_label(dt[name])}" for name in dt.names) + "}"
+    return str(dt)
 
 
 def _settings_summary(ds: Dataset) -> str:
@@ -33,18 +53,25 @@ def iter_tree_lines(group: Group, *, settings: bool = True, indent: str = "") ->
         if isinstance(link, ExternalLink):
             yield f"{indent}{name} -> {link.url}:{link.path}"
             continue
-        child = group._get_child(name)
-        if isinstance(child, Group):
+        child = child_or_refusal(group, name)
+        if isinstance(child, Exception):  # a Pickle array nwbstore may not read: say so
+            yield f"{indent}{name}  {PICKLE_NOTE}"
+        elif isinstance(child, Group):
             yield f"{indent}{name}/"
             yield from iter_tree_lines(child, settings=settings, indent=indent + "    ")
         else:
-            line = f"{indent}{name}  {child.shape} {child.dtype}"
+            line = f"{indent}{name}  {child.shape} {dtype_label(child)}"
             if settings and child.ndim:
                 line += f"  [{_settings_summary(child)}]"
             yield line
 
 
+def iter_tree(group: Group, *, settings: bool = True) -> Iterator[str]:
+    """Yield the lines of :func:`format_tree` one by one (what ``nwbstore tree`` prints)."""
+    yield f"{group.store.url} ({group.store.backend})" if group.name == "/" else group.name
+    yield from iter_tree_lines(group, settings=settings, indent="    ")
+
+
 def format_tree(group: Group, *, settings: bool = True) -> str:
     """Return the tree below ``group`` as text (what ``nwbstore tree`` prints)."""
-    head = f"{group.store.url} ({group.store.backend})" if group.name == "/" else group.name
-    return "\n".join([head, *iter_tree_lines(group, settings=settings, indent="    ")])
+    return "\n".join(iter_tree(group, settings=settings))

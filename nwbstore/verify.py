@@ -23,7 +23,11 @@ __all__ = ["VerifyReport", "verify"]
 
 @dataclass
 class VerifyReport:
-    """What :func:`verify` compared and every difference found (empty means equal)."""
+    """What :func:`verify` compared and every difference found (empty means equal).
+
+    ``groups`` counts the groups below the root, as h5py's ``visititems`` does and as
+    :class:`~nwbstore.convert.report.ConversionReport` and ``nwbstore info`` count them.
+    """
 
     source: str
     destination: str
@@ -204,6 +208,7 @@ def _compare_nodes(
     if isinstance(a_node, Group) != isinstance(b_node, Group):
         report.differences.append(f"{path}: group in one store, dataset in the other")
     elif isinstance(a_node, Group) and isinstance(b_node, Group):
+        report.groups += 1  # groups below the root, as h5py's visititems counts them
         _compare_group(walk, a_node, b_node)
     elif isinstance(a_node, Dataset) and isinstance(b_node, Dataset):
         report.datasets += 1
@@ -218,7 +223,6 @@ def _compare_nodes(
 
 def _compare_group(walk: _Walk, src: Group, dst: Group) -> None:
     report = walk.report
-    report.groups += 1
     _compare_attrs(src, dst, report)
     a_names, b_names = set(src), set(dst)
     for name in sorted(a_names - b_names):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import h5py
@@ -12,18 +13,19 @@ import zarr
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-def run(*args: str) -> str:
+def run(*args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
         [sys.executable, *args], capture_output=True, text=True, timeout=300, check=False
     )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+    assert done.returncode == expect, done.stderr
+    return done
 
 
 def test_quickstart(tmp_path: Path) -> None:
-    out = run(str(EXAMPLES / "quickstart.py"), str(tmp_path))
+    out = run(str(EXAMPLES / "quickstart.py"), str(tmp_path)).stdout
     assert "quickstart.h5: backend hdf5" in out
     assert "quickstart.zarr: backend zarr" in out
+    assert f"files kept in {tmp_path}" in out
     with h5py.File(tmp_path / "quickstart.h5") as f:
         assert f["acquisition/raw/data"][0, 3] == 3
         assert f.get("acquisition/alias", getlink=True).path == "/acquisition/raw/timestamps"
@@ -33,10 +35,52 @@ def test_quickstart(tmp_path: Path) -> None:
     assert links == [{"name": "alias", "source": ".", "path": "/acquisition/raw/timestamps"}]
 
 
+def test_quickstart_without_a_folder_cleans_up(tmp_path: Path) -> None:
+    import os
+
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "quickstart.py")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "quickstart.zarr: backend zarr" in done.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_examples_print_usage(tmp_path: Path) -> None:
+    for script in ("quickstart.py", "s3_zarr.py"):
+        helped = run(str(EXAMPLES / script), "--help")
+        assert helped.stdout.startswith("usage:")
+    missing = run(str(EXAMPLES / "s3_zarr.py"), expect=2)
+    assert "usage:" in missing.stderr and "url" in missing.stderr
+    wrong = run(str(EXAMPLES / "s3_zarr.py"), str(tmp_path / "x.zarr"), expect=2)
+    assert "s3://bucket/prefix" in wrong.stderr
+    (tmp_path / "file").write_text("")
+    not_dir = run(str(EXAMPLES / "quickstart.py"), str(tmp_path / "file"), expect=2)
+    assert "not a folder" in not_dir.stderr
+
+
 def test_s3_zarr(s3_server, s3_bucket) -> None:
     url = f"s3://{s3_bucket}/example.zarr"
-    out = run(str(EXAMPLES / "s3_zarr.py"), url, s3_server.endpoint_url)
+    out = run(str(EXAMPLES / "s3_zarr.py"), url, s3_server.endpoint_url).stdout
     assert "500 samples" in out
+    assert "created bucket" not in out
     fs = s3_server.filesystem()
     assert fs.exists(f"{s3_bucket}/example.zarr/zarr.json")
     assert fs.exists(f"{s3_bucket}/example.zarr/acquisition/speed/data/zarr.json")
+
+
+def test_s3_zarr_creates_the_bucket(s3_server) -> None:
+    bucket = f"example-{uuid.uuid4().hex[:12]}"
+    client = s3_server.boto3_client()
+    assert bucket not in [b["Name"] for b in client.list_buckets()["Buckets"]]
+    out = run(str(EXAMPLES / "s3_zarr.py"), f"s3://{bucket}/example.zarr", s3_server.endpoint_url)
+    assert f"created bucket {bucket}" in out.stdout
+    assert "500 samples" in out.stdout
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]]
+    assert "example.zarr/zarr.json" in keys

@@ -77,6 +77,15 @@ class HDF5Store(Store):
         self._fileobj = fileobj
         self._root = HDF5Group(self, "/", h5file)
 
+    def _check_writable(self, action: str) -> None:
+        if self.backend == "hdf5-remote" and not self.closed:  # no mode makes it writable
+            raise ReadOnlyError(
+                f"cannot {action}: {self.url} is remote HDF5, and remote HDF5 is read-only. "
+                f"To change it, convert it to Zarr (nwbstore convert {self.url} "
+                "session.nwb.zarr), or download it and open the local copy for writing"
+            )
+        super()._check_writable(action)
+
     # -- opening --------------------------------------------------------------------------
 
     @classmethod

@@ -221,7 +221,7 @@ def copy_values(
     raw
         Allow copying stored chunks without decoding when :func:`raw_copy_blocker` allows.
     on_progress
-        Called with the number of source bytes handled after each chunk/block.
+        Called with the decoded bytes of each chunk/block written (destination bytes).
     value_map
         Applied to each decoded block before writing (used for reference translation).
     first_n
@@ -299,6 +299,10 @@ def copy_stored_chunks(
     tick = tick or (lambda _n: None)
     all_raw = True
 
+    def decoded_bytes(index: tuple[int, ...]) -> int:  # what the progress bar counts
+        sel = _chunk_selection(index, grid, shape)
+        return math.prod(s.stop - s.start for s in sel) * src.dtype.itemsize
+
     def make(chunk: StoredChunk) -> Callable[[], int]:
         def task() -> int:
             if chunk.filter_mask:
@@ -310,7 +314,7 @@ def copy_stored_chunks(
                         f"cannot read chunk {chunk.index} of {src.name!r} in {src.store.url}: {err}"
                     ) from err
                 report.add_chunks(transcoded=1, read=chunk.nbytes, written=chunk.nbytes)
-                tick(chunk.nbytes)
+                tick(decoded_bytes(chunk.index))
                 return chunk.nbytes
             stored = chunk
             try:
@@ -323,7 +327,7 @@ def copy_stored_chunks(
                     f"{src.store.url}: {err}"
                 ) from err
             report.add_chunks(raw=1, read=stored.nbytes, written=stored.nbytes)
-            tick(stored.nbytes)
+            tick(decoded_bytes(chunk.index))
             return stored.nbytes
 
         return task

@@ -31,6 +31,7 @@ from nwbstore.convert.plan import (
     destination_format,
     plan_conversion,
 )
+from nwbstore.convert.progress import ProgressBar, ProgressOption, open_bar, planned_bytes
 from nwbstore.convert.report import ConversionReport
 from nwbstore.convert.resuming import open_destination, reopen_dataset
 from nwbstore.convert.truncation import TruncationPlan, plan_truncation
@@ -86,7 +87,7 @@ class _Job:
     first_n: int | None
     storage_options: Mapping[str, Any]
     zarr_format: int
-    progress: Any
+    progress: ProgressBar | None
     exits: ExitStack
     completed: set[str]
     plan: ConversionPlan
@@ -97,6 +98,11 @@ class _Job:
     options: dict[str, Any] = dataclasses.field(default_factory=dict)  # for link targets
     identity: dict[str, Any] | None = None  # the source's, recorded on the destination root
     planned: dict[str, link_targets.PlannedTarget] = dataclasses.field(default_factory=dict)
+
+
+def _dest_shape(job: _Job, src: Dataset) -> tuple[int, ...]:
+    """Shape of ``src`` in the destination (the one function the copy and the bar use)."""
+    return dest_shape(src, job.truncation)
 
 
 def _kept_length(job: _Job, src: Dataset) -> int | None:
@@ -127,7 +133,7 @@ def _copy_attrs(job: _Job, src_node: Group | Dataset, dst_node: Group | Dataset)
 def _copy_dataset(job: _Job, src: Dataset, parent: Group, name: str) -> None:
     path = src.name
     settings = job.plan.settings_for(src)
-    shape = dest_shape(src, job.truncation)
+    shape = _dest_shape(job, src)
     kept = _kept_length(job, src)
     dst = reopen_dataset(job.dst, parent, name, path)  # resuming: it may exist already
     if dst is None:
@@ -138,12 +144,18 @@ def _copy_dataset(job: _Job, src: Dataset, parent: Group, name: str) -> None:
     _copy_attrs(job, src, dst)
     if path in job.completed:
         return
-    tick = job.progress.update if job.progress is not None else None
+    tick = (
+        None
+        if job.progress is None
+        else job.progress.dataset(int(np.prod(shape)) * src.dtype.itemsize)
+    )
     if _dtype_has_references(src.dtype):
 
         def write_ref_values() -> None:
             copy_values(src, dst, job.report, jobs=1, raw=False, first_n=kept)
             job.report.references += int(np.prod(shape)) if shape else 1
+            if tick is not None:
+                tick.finish()
 
         job.deferred.append(write_ref_values)
         return
@@ -166,6 +178,8 @@ def _copy_dataset(job: _Job, src: Dataset, parent: Group, name: str) -> None:
         if all_raw:
             job.report.datasets_raw.append(path)
     marker.record_done(job.dst, path)
+    if tick is not None:
+        tick.finish()
 
 
 def _copy_group(job: _Job, src: Group, dst: Group) -> None:
@@ -209,6 +223,8 @@ def _handle_link(
             job.deferred.append(lambda: _make_external(job, dst, name, target, link.path))
         return
     if job.links == "resolve":
+        if job.progress is not None:
+            job.progress.grow(*planned_bytes(node, lambda ds: _dest_shape(job, ds), job.completed))
         if isinstance(node, Group):
             sub = dst.require_group(name)
             job.report.groups += 1
@@ -295,18 +311,6 @@ def _open_read(url: str, storage_options: Mapping[str, Any]) -> Store:
     return nwbstore.open(url, "r", storage_options=storage_options)
 
 
-def _total_bytes(group: Group) -> int:
-    total = 0
-
-    def add(_name: str, node: Group | Dataset) -> None:
-        nonlocal total
-        if isinstance(node, Dataset):
-            total += node.nbytes
-
-    group.visititems(add)
-    return total
-
-
 def convert(
     src: str | os.PathLike[str],
     dst: str | os.PathLike[str],
@@ -322,7 +326,7 @@ def convert(
     format: str | None = None,
     jobs: int | None = None,
     scheduler: Any = None,
-    progress: bool = True,
+    progress: ProgressOption = True,
     storage_options: Mapping[str, Any] | None = None,
     overwrite: bool = False,
     resume: bool = False,
@@ -371,7 +375,10 @@ def convert(
         A Dask distributed ``Client`` or scheduler address: chunk ranges of large datasets are
         copied on its workers (Zarr destinations only).
     progress
-        Show a tqdm progress bar.
+        Show a tqdm progress bar on stderr (off when stderr is not a terminal). It counts
+        destination bytes and ends at exactly its total, also with ``first_n``, ``resume``
+        and resolved links. ``False`` for none; a tqdm-like factory (such as
+        ``tqdm.notebook.tqdm``) to draw it yourself.
     storage_options
         fsspec/s3fs options for every remote access (source, destination, link targets).
     overwrite
@@ -448,12 +455,6 @@ def convert(
             return report
         dest = exits.enter_context(opened.store)
         completed = opened.mark.completed
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            total = truncation.kept_bytes(source.root) if truncation else _total_bytes(source.root)
-            bar = exits.enter_context(tqdm(total=total, unit="B", unit_scale=True, desc="convert"))
         job = _Job(
             src=source,
             dst=dest,
@@ -468,7 +469,7 @@ def convert(
             first_n=first_n,
             storage_options=options,
             zarr_format=zarr_format,
-            progress=bar,
+            progress=None,
             exits=exits,
             completed=completed,
             truncation=truncation,
@@ -477,6 +478,11 @@ def convert(
             identity=source_identity(src_url, source, options, first_n=first_n),
             planned=planned,
         )
+        total, done = planned_bytes(source.root, lambda ds: _dest_shape(job, ds), completed)
+        bar = open_bar(progress, total=total, initial=done)
+        if bar is not None:
+            exits.callback(bar.close)
+            job.progress = ProgressBar(bar)
         if truncation is not None:
             report.truncated = truncation.summary()
         if scheduler is not None:

@@ -18,7 +18,9 @@ class ConversionReport:
     source, destination
         URLs of the two stores.
     groups, datasets, attributes
-        Objects created in the destination.
+        Objects created in the destination; ``groups`` counts the groups below the root, as
+        h5py's ``visititems``, :class:`~nwbstore.verify.VerifyReport` and ``nwbstore info``
+        count them.
     soft_links, external_links
         Links created in the destination (resolved external links count in ``resolved_links``).
     references
