@@ -25,6 +25,7 @@ from nwbstore.convert.locations import (
     resolve_link_url,
     sibling_url,
 )
+from nwbstore.convert.naming import dataset_errors_named
 from nwbstore.convert.report import ConversionReport
 from nwbstore.dtypes import is_reference_dtype
 from nwbstore.errors import NwbStoreError, StoreExistsError
@@ -192,6 +193,11 @@ def _copy_attrs(job: _Job, src_node: Group | Dataset, dst_node: Group | Dataset)
 
 
 def _copy_dataset(job: _Job, src: Dataset, parent: Group, name: str) -> None:
+    with dataset_errors_named(src.name, job.src.url):
+        _copy_dataset_named(job, src, parent, name)
+
+
+def _copy_dataset_named(job: _Job, src: Dataset, parent: Group, name: str) -> None:
     path = src.name
     settings = _destination_settings(job, path, src)
     shape = _dest_shape(job, src)
@@ -210,7 +216,8 @@ def _copy_dataset(job: _Job, src: Dataset, parent: Group, name: str) -> None:
     if _dtype_has_references(src.dtype):
 
         def write_ref_values() -> None:
-            copy_values(src, dst, job.report, jobs=1, raw=False, first_n=job.first_n)
+            with dataset_errors_named(path, job.src.url):
+                copy_values(src, dst, job.report, jobs=1, raw=False, first_n=job.first_n)
             job.report.references += int(np.prod(shape)) if shape else 1
 
         job.deferred.append(write_ref_values)
