@@ -400,3 +400,19 @@ def test_v2_fixture_specs_read_as_scalars() -> None:
         ns = store[f"specifications/core/{version}/namespace"]
         assert ns.shape == ()
         assert json.loads(ns[()])["namespaces"][0]["name"] == "core"
+
+
+def test_hdf5_backend_fits_settings_to_the_shape(tmp_path: Path) -> None:
+    """nwbstore.open(...).create_dataset takes Zarr-style settings an HDF5 file refuses."""
+    path = tmp_path / "fit.h5"
+    zstd = DatasetSettings(chunks=(100,), compression="zstd")
+    with nwbstore.open(path, "w") as store:
+        store.root.create_dataset("long", data=np.arange(5), settings=zstd)
+        store.root.create_dataset("empty", shape=(0,), dtype="f4", settings=zstd)
+        grow = zstd.replace(maxshape=(None,))
+        store.root.create_dataset("grow", shape=(0,), dtype="f4", settings=grow)
+    with h5py.File(path, "r") as f:
+        assert f["long"].chunks == (5,) and f["long"][()].tolist() == [0, 1, 2, 3, 4]
+        assert f["empty"].chunks is None and f["empty"].shape == (0,)
+        assert f["grow"].chunks == (100,) and f["grow"].maxshape == (None,)
+        assert f["grow"].id.get_create_plist().get_filter(0)[0] == 32015
