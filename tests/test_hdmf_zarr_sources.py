@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -416,3 +417,22 @@ def test_hdf5_backend_fits_settings_to_the_shape(tmp_path: Path) -> None:
         assert f["empty"].chunks is None and f["empty"].shape == (0,)
         assert f["grow"].chunks == (100,) and f["grow"].maxshape == (None,)
         assert f["grow"].id.get_create_plist().get_filter(0)[0] == 32015
+
+
+def test_v2_fixture_object_arrays_read_safely(tmp_path: Path) -> None:
+    from nwbstore.errors import ReadOnlyError
+    from nwbstore.links import Reference
+
+    copy = tmp_path / "legacy.nwb.zarr"
+    shutil.copytree(V2_FIXTURE, copy)
+    with nwbstore.open(copy, "r+") as store:
+        group = store["general/extracellular_ephys/electrodes/group"]
+        refs = group[:]
+        assert all(isinstance(r, Reference) for r in refs)
+        assert {r.path for r in refs} == {"/general/extracellular_ephys/shank0"}
+        start = store["session_start_time"][...]
+        assert "2026-01-01T12:00:00" in str(np.asarray(start).ravel()[0])
+        with pytest.raises(ReadOnlyError, match=r"hdmf-zarr 0\.13"):
+            group.attrs["note"] = "x"
+        with pytest.raises(ReadOnlyError, match=r"hdmf-zarr 0\.13"):
+            group[0:1] = refs[:1]

@@ -66,15 +66,10 @@ class LegacyObjectDataset(PickledDataset):
 
     decoded_from_pickle = False
 
-    def _read_only(self) -> ReadOnlyError:
+    def read_only_error(self) -> ReadOnlyError:
+        """The error for a write: such datasets are read-only."""
         return ReadOnlyError(
             f"dataset {self.name!r} in {self.store.url} is a Zarr v2 object array that "
             "zarr-python 3 cannot open (written by hdmf-zarr 0.13 with zarr 2); it is read-only: "
             "convert the store (nwbstore convert) to get a writable copy"
         )
-
-    def _write(self, selection: Any, value: Any) -> None:
-        raise self._read_only()
-
-    def _resize(self, shape: tuple[int, ...]) -> None:
-        raise self._read_only()

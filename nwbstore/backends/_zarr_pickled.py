@@ -264,6 +264,10 @@ class _PickledAttributes(Attributes):
 
 
 def _read_only(node: Any) -> ReadOnlyError:
+    custom = getattr(node, "read_only_error", None)
+    if callable(custom):  # a subclass that explains its own origin
+        error: ReadOnlyError = custom()
+        return error
     return ReadOnlyError(
         f"dataset {node.name!r} in {node.store.url} was decoded from the legacy Pickle codec and "
         "is read-only; convert the store (nwbstore.convert(..., allow_pickle=True), CLI "
