@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -294,7 +295,9 @@ def _plain_store(path: Path, zarr_format: int) -> dict[str, np.ndarray]:
     text = root.create_array("labels", shape=(3,), dtype=str, chunks=(8,))
     text[...] = np.array(["a", "bb", "ccc"], dtype=object)
     values["labels"] = np.array(["a", "bb", "ccc"], dtype=object)
-    zarr.consolidate_metadata(str(path), zarr_format=zarr_format)
+    with warnings.catch_warnings():  # consolidated metadata, as hdmf-zarr writes it
+        warnings.simplefilter("ignore", zarr.errors.ZarrUserWarning)
+        zarr.consolidate_metadata(str(path), zarr_format=zarr_format)
     return values
 
 
@@ -338,11 +341,17 @@ def test_plain_zarr_to_zarr_keeps_values(tmp_path: Path, src_format: int, dst_fo
 
 
 def test_failing_dataset_is_named(tmp_path: Path) -> None:
+    from nwbstore.errors import UnsupportedDtypeError
+
     src = tmp_path / "plain.zarr"
     _plain_store(src, 3)
-    bad = {"/wide": DatasetSettings(chunks=(2, 2, 2))}  # a 3-D chunk for a 2-D dataset
-    with pytest.raises(ValueError, match=r"^dataset '/wide' of .*plain\.zarr"):
+    bad = {"/wide": DatasetSettings(chunks=(3, 5), fill_value="abc")}  # h5py cannot store it
+    with pytest.raises(UnsupportedDtypeError, match=r"^dataset '/wide' of .*plain\.zarr: ") as info:
         nwbstore.convert(src, tmp_path / "out.nwb", settings=bad, progress=False)
+    assert isinstance(info.value, TypeError)  # the class of the original error is kept
+    rank = {"/wide": DatasetSettings(chunks=(2, 2, 2))}  # a 3-D chunk for a 2-D dataset
+    with pytest.raises(ValueError, match=r"^dataset '/wide' of .*plain\.zarr: "):
+        nwbstore.convert(src, tmp_path / "out2.nwb", settings=rank, progress=False)
 
 
 # -- DatasetSettings.for_shape ----------------------------------------------------------------
