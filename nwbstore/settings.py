@@ -246,8 +246,84 @@ class DatasetSettings:
         return cls(**{**fields_, **split})
 
     def replace(self, **changes: Any) -> DatasetSettings:
-        """Return a copy with ``changes`` applied (validated again)."""
+        """Return a copy with ``changes`` applied (validated again).
+
+        A new ``compression`` without ``compression_opts`` drops the old options: they belong
+        to the old codec (``replace(compression=None)`` gives an uncompressed pipeline).
+        """
+        if (
+            "compression" in changes
+            and "compression_opts" not in changes
+            and changes["compression"] != self.compression
+        ):
+            changes["compression_opts"] = None
         return replace(self, **changes)
+
+    def for_shape(
+        self, shape: Iterable[int], backend: Backend, *, variable_length: bool = False
+    ) -> DatasetSettings:
+        """These settings made creatable for a dataset of ``shape`` on ``backend``.
+
+        Zarr accepts any chunk shape, so Zarr settings come back unchanged. HDF5 is stricter;
+        nothing below changes a stored value:
+
+        - a scalar (0-d) dataset cannot be chunked: contiguous, no codecs;
+        - an empty dataset of fixed size (a zero-length axis that cannot grow) stores no
+          chunk at all: contiguous, no codecs (h5py and pynwb write empty datasets so too);
+        - a chunk longer than a fixed-size axis is clipped to the axis length; axes that can
+          grow (``maxshape`` larger or unlimited) keep their chunk length;
+        - on a variable-length dtype (``variable_length=True``: vlen strings or sequences)
+          the HDF5 Blosc and Blosc2 filters crash the process (they divide by the element
+          size HDF5 does not give them), so Blosc becomes Zstd at the Blosc level and
+          Blosc2 becomes Zstd. HDF5 compresses only the 16-byte heap pointers of such
+          datasets anyway; the strings themselves live in the global heap.
+
+        Parameters
+        ----------
+        shape
+            Shape of the dataset to create.
+        backend
+            ``"hdf5"`` or ``"zarr"``.
+        variable_length
+            The HDF5 dtype is variable-length (a vlen string or a vlen sequence).
+        """
+        shape_t = tuple(int(s) for s in shape)
+        if backend != "hdf5" or self.chunks is None:
+            return self
+        contiguous = {
+            "chunks": None,
+            "shards": None,
+            "maxshape": None,
+            "filters": (),
+            "shuffle": False,
+            "compression": None,
+            "checksum": False,
+        }
+        if not shape_t:
+            return self.replace(**contiguous)
+        out = self._vlen_safe() if variable_length else self
+        if len(out.chunks or ()) != len(shape_t):
+            return out  # a rank mismatch: h5py's own error names it
+        assert out.chunks is not None
+        limits = out.maxshape if out.maxshape is not None else shape_t
+        fixed = [lim is not None and lim <= s for s, lim in zip(shape_t, limits, strict=True)]
+        if any(f and s == 0 for f, s in zip(fixed, shape_t, strict=True)):
+            # only without a maxshape: a declared limit of 0 cannot hold a chunk at all
+            return out.replace(**contiguous)
+        chunks = tuple(
+            min(c, s) if f else c for c, s, f in zip(out.chunks, shape_t, fixed, strict=True)
+        )
+        if chunks == out.chunks:
+            return out
+        return out.replace(chunks=chunks, shards=None)
+
+    def _vlen_safe(self) -> DatasetSettings:
+        if self.compression == "blosc":
+            level = int(dict(self.compression_opts or {}).get("clevel", 5))
+            return self.replace(compression="zstd", compression_opts={"level": level})
+        if self.compression == "blosc2":
+            return self.replace(compression="zstd", compression_opts=None)
+        return self
 
     # --- equality, hashing, JSON --------------------------------------------------------------
 

@@ -23,11 +23,6 @@ from nwbstore.testing.nwb_samples import build_external_nwb, build_rich_nwb
 #: Which trial each unit's ``trial`` region column points at (row 0 points at trial 9).
 TRIAL_OF_UNIT = [9, 2, 7, 0, 1, 3]
 
-# hdmf-zarr 0.14 stores do not convert yet on this branch (issue 8 item 2, another branch):
-# `compression_opts=... given without a compression`. Strict, so the mark goes once it works.
-HDMF_ZARR_SOURCE = pytest.mark.xfail(
-    strict=True, reason="converting NWBZarrIO stores is issue 8 item 2", raises=SettingsError
-)
 
 
 def _fixture_nwbfile() -> Any:
@@ -271,7 +266,6 @@ def test_pynwb_hdf5_fixture(samples: dict[str, Path], tmp_path: Path, suffix: st
     _check_fixture_result(samples["hdf5"], out, 3)
 
 
-@HDMF_ZARR_SOURCE
 @pytest.mark.parametrize("suffix", [".nwb", ".nwb.zarr"])
 def test_hdmf_zarr_fixture(samples: dict[str, Path], tmp_path: Path, suffix: str) -> None:
     out = tmp_path / f"small{suffix}"

@@ -103,7 +103,16 @@ class HDF5Group(Group):
         store: HDF5Store = self.store  # type: ignore[assignment]
         where = f"dataset {self._where(name)}"
         h5dt = to_h5py_dtype(dtype, where=where)
-        kwargs = settings.to_hdf5() if settings is not None else {}
+        path = join_path(self.name, name)
+        kwargs: dict[str, Any] = {}
+        if settings is not None and hasattr(settings, "for_shape"):
+            vlen = h5py.check_vlen_dtype(h5dt) is not None  # vlen strings and sequences
+            fitted = settings.for_shape(shape, "hdf5", variable_length=vlen)
+            if fitted.source is None:  # name the dataset in codec errors
+                fitted = fitted.replace(source=path)
+            kwargs = fitted.to_hdf5()
+        elif settings is not None:  # any object with to_hdf5() (h5py keyword arguments)
+            kwargs = settings.to_hdf5()
         if data is not None:
             data = encode_value(data, dtype, self._g.file, where=where)
         try:
@@ -114,7 +123,7 @@ class HDF5Group(Group):
             ) from None
         except ValueError as err:
             raise SettingsError(f"cannot create {where}: {err}") from None
-        return HDF5Dataset(store, join_path(self.name, name), ds)
+        return HDF5Dataset(store, path, ds)
 
     def _get_link(self, name: str) -> Link | None:
         link = self._g.get(name, getlink=True)

@@ -58,6 +58,18 @@ class PickledArray:
         self.where = where
         self._store = store
         self._key = key
+        self._check(meta, where)
+        filters = list(meta.get("filters") or [])
+        self._filters = [numcodecs.get_codec(dict(c)) for c in filters[1:]]
+        comp = meta.get("compressor")
+        self._compressor = numcodecs.get_codec(dict(comp)) if comp else None
+        self.shape = tuple(int(s) for s in meta["shape"])
+        self.chunks = tuple(int(c) for c in meta["chunks"])
+        self._sep = meta.get("dimension_separator") or "."
+        self.fill_value = meta.get("fill_value")
+        self.attrs = _json(store, f"{key}/.zattrs")
+
+    def _check(self, meta: dict[str, Any], where: str) -> None:
         filters = list(meta.get("filters") or [])
         if meta.get("zarr_format") != 2 or not filters or filters[0].get("id") != "pickle":
             raise PickleRefusedError(
@@ -73,14 +85,10 @@ class PickledArray:
         others = [c for c in [*filters[1:], meta.get("compressor")] if c]
         if any(c.get("id") == "pickle" for c in others):
             raise PickleRefusedError(f"{where} applies the Pickle codec twice; not decoded")
-        self._filters = [numcodecs.get_codec(dict(c)) for c in filters[1:]]
-        comp = meta.get("compressor")
-        self._compressor = numcodecs.get_codec(dict(comp)) if comp else None
-        self.shape = tuple(int(s) for s in meta["shape"])
-        self.chunks = tuple(int(c) for c in meta["chunks"])
-        self._sep = meta.get("dimension_separator") or "."
-        self.fill_value = meta.get("fill_value")
-        self.attrs = _json(store, f"{key}/.zattrs")
+
+    def _decode_objects(self, data: bytes, index: tuple[int, ...]) -> np.ndarray:
+        """The object array the object codec encoded as ``data`` (never unpickled)."""
+        return decode_pickled_array(data, f"{self.where}, chunk {index}")
 
     def _chunk(self, index: tuple[int, ...]) -> np.ndarray:
         name = self._sep.join(str(i) for i in index) if index else "0"
@@ -94,7 +102,7 @@ class PickledArray:
             data = self._compressor.decode(data)
         for codec in reversed(self._filters):
             data = codec.decode(data)
-        arr = decode_pickled_array(bytes(data), f"{self.where}, chunk {index}")
+        arr = self._decode_objects(bytes(data), index)
         if arr.size != int(np.prod(self.chunks)):
             raise PickleRefusedError(
                 f"{self.where}, chunk {index}: holds {arr.size} values for a chunk of "
@@ -256,6 +264,10 @@ class _PickledAttributes(Attributes):
 
 
 def _read_only(node: Any) -> ReadOnlyError:
+    custom = getattr(node, "read_only_error", None)
+    if callable(custom):  # a subclass that explains its own origin
+        error: ReadOnlyError = custom()
+        return error
     return ReadOnlyError(
         f"dataset {node.name!r} in {node.store.url} was decoded from the legacy Pickle codec and "
         "is read-only; convert the store (nwbstore.convert(..., allow_pickle=True), CLI "
@@ -269,10 +281,15 @@ class PickledDataset(Dataset):
     #: Marks datasets whose values were decoded from Pickle (reported by ``convert``).
     decoded_from_pickle = True
 
-    def __init__(self, store: Store, name: str, array: PickledArray) -> None:
+    def __init__(
+        self, store: Store, name: str, array: PickledArray, *, scalar: bool = False
+    ) -> None:
         super().__init__(store, name)
         self._array = array
         self._dtype = legacy_dtype(array.attrs)
+        # hdmf-zarr <= 0.13 cached each specification as a 1-element array; 0.14 and HDF5
+        # NWB files hold a scalar string there, which is what readers of the copy expect
+        self._scalar = scalar and array.shape == (1,)
 
     @property
     def attrs(self) -> Attributes:
@@ -280,7 +297,7 @@ class PickledDataset(Dataset):
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return self._array.shape
+        return () if self._scalar else self._array.shape
 
     @property
     def dtype(self) -> np.dtype[Any]:
@@ -291,7 +308,7 @@ class PickledDataset(Dataset):
         from nwbstore.settings import DatasetSettings
 
         # no declared maxshape, as for other Zarr arrays: an HDF5 copy gets a fixed size
-        return DatasetSettings(chunks=self._array.chunks or None)
+        return DatasetSettings(chunks=None if self._scalar else self._array.chunks or None)
 
     @property
     def maxshape(self) -> tuple[int | None, ...]:
@@ -299,10 +316,13 @@ class PickledDataset(Dataset):
 
     @property
     def chunks(self) -> tuple[int, ...] | None:
-        return self._array.chunks or None
+        return None if self._scalar else self._array.chunks or None
 
     def _read(self, selection: Any) -> Any:
         where = f"dataset {self.name!r} in {self.store.url}"
+        if self._scalar:
+            raw = self._array.read(0)[selection]
+            return to_nwbstore(np.asarray(raw, dtype=object), self.dtype, where)
         return to_nwbstore(self._array.read(selection), self.dtype, where)
 
     def _write(self, selection: Any, value: Any) -> None:

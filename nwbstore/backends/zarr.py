@@ -18,7 +18,10 @@ A declared ``maxshape`` with at least one limit is kept in the hidden attribute
 from __future__ import annotations
 
 import dataclasses
+import gc
+import logging
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
@@ -29,6 +32,11 @@ from nwbstore.backends._zarr_chunks import (
     iter_stored_chunks,
     read_stored_chunk,
     write_stored_chunk,
+)
+from nwbstore.backends._zarr_legacy_objects import (
+    LegacyObjectArray,
+    LegacyObjectDataset,
+    is_legacy_object_array,
 )
 from nwbstore.backends._zarr_links import (
     link_attr_name,
@@ -495,7 +503,7 @@ class ZarrStore(Store):
         if cached is not None:
             return cached
         try:
-            with quiet_zarr():
+            with quiet_zarr(), _unretrieved_tasks_dropped():
                 members: dict[str, Any] = dict(zgroup.members())
         except Exception:  # an array zarr cannot parse (e.g. Pickle): list it one by one
             members = self._list_raw(path, zgroup)
@@ -525,6 +533,10 @@ class ZarrStore(Store):
                 raw = _raw_metadata(store, f"{prefix}/{name}".strip("/"))
                 if raw is not None and declares_pickle(raw):
                     members[name] = self._pickled(store, f"{prefix}/{name}".strip("/"), where)
+                elif raw is not None and is_legacy_object_array(raw):
+                    members[name] = LegacyObjectArray(
+                        store, f"{prefix}/{name}".strip("/"), raw, where
+                    )
                 else:
                     members[name] = UnsupportedDtypeError(f"zarr cannot open {where}: {err}")
         return members
@@ -534,14 +546,25 @@ class ZarrStore(Store):
             raise zobj
         if isinstance(zobj, zarr.Group):
             return ZarrGroup(self, path, zobj)
+        if isinstance(zobj, LegacyObjectArray):
+            return LegacyObjectDataset(self, path, zobj, scalar=self._is_cached_spec(path))
         if isinstance(zobj, PickledArray):
-            return PickledDataset(self, path, zobj)
+            return PickledDataset(self, path, zobj, scalar=self._is_cached_spec(path))
         if declares_pickle(zobj.metadata):
             found = self._pickled(zobj.store, zobj.path, f"dataset {path!r} in {self.url}")
             if isinstance(found, NwbStoreError):
                 raise found
-            return PickledDataset(self, path, found)
+            return PickledDataset(self, path, found, scalar=self._is_cached_spec(path))
         return ZarrDataset(self, path, zobj)
+
+    def _is_cached_spec(self, path: str) -> bool:
+        """True for ``<specloc>/<namespace>/<version>/<name>``, a cached NWB specification."""
+        specloc = self._zroot.attrs.get(SPEC_LOCATION_ATTR)
+        if not isinstance(specloc, str) or not specloc.strip("/"):
+            return False
+        parts = path.strip("/").split("/")
+        base = specloc.strip("/").split("/")
+        return len(parts) == len(base) + 3 and parts[: len(base)] == base
 
     def _pickled(self, store: Any, key: str, where: str) -> PickledArray | NwbStoreError:
         """The legacy Pickle array at ``key`` if the caller opted in, else the refusal."""
@@ -622,6 +645,29 @@ class ZarrStore(Store):
             self._external.clear()
             self._members.clear()
             self._zroot.store.close()  # ends an S3 store's HTTP session
+
+
+class _DropUnretrieved(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Task exception was never retrieved")
+
+
+@contextmanager
+def _unretrieved_tasks_dropped() -> Iterator[None]:
+    """Keep asyncio from printing the sibling failures of a failed ``Group.members()``.
+
+    When zarr cannot parse one member it raises, and the other members' failed tasks are
+    logged with a traceback each when collected; nwbstore lists such a group again one by
+    one and reports what it cannot read itself.
+    """
+    log = logging.getLogger("asyncio")
+    drop = _DropUnretrieved()
+    log.addFilter(drop)
+    try:
+        yield
+    finally:
+        gc.collect()  # the failed tasks are collected (and would log) while the filter holds
+        log.removeFilter(drop)
 
 
 def _stored_big_endian(array: zarr.Array) -> bool:

@@ -21,6 +21,7 @@ from nwbstore.convert import link_targets, marker, staging
 from nwbstore.convert.data import copy_values
 from nwbstore.convert.identity import SOURCE_ATTR, encode, source_identity
 from nwbstore.convert.locations import exists, rebase_link_url, resolve_link_url
+from nwbstore.convert.naming import dataset_errors_named
 from nwbstore.convert.overlap import check_distinct
 from nwbstore.convert.plan import (
     CodecsMode,
@@ -131,6 +132,11 @@ def _copy_attrs(job: _Job, src_node: Group | Dataset, dst_node: Group | Dataset)
 
 
 def _copy_dataset(job: _Job, src: Dataset, parent: Group, name: str) -> None:
+    with dataset_errors_named(src.name, job.src.url):
+        _copy_dataset_named(job, src, parent, name)
+
+
+def _copy_dataset_named(job: _Job, src: Dataset, parent: Group, name: str) -> None:
     path = src.name
     settings = job.plan.settings_for(src)
     shape = _dest_shape(job, src)
@@ -152,7 +158,8 @@ def _copy_dataset(job: _Job, src: Dataset, parent: Group, name: str) -> None:
     if _dtype_has_references(src.dtype):
 
         def write_ref_values() -> None:
-            copy_values(src, dst, job.report, jobs=1, raw=False, first_n=kept)
+            with dataset_errors_named(path, job.src.url):
+                copy_values(src, dst, job.report, jobs=1, raw=False, first_n=kept)
             job.report.references += int(np.prod(shape)) if shape else 1
             if tick is not None:
                 tick.finish()
