@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+from nwbstore.cli_types import (
+    byte_size,
+    chunks_value,
+    compression_value,
+    json_options,
+    non_negative_int,
+    positive_int,
+)
+from nwbstore.convert.chunks_option import parse_chunks
 from nwbstore.errors import NwbStoreError
 
 __all__ = ["main"]
 
 
 def _storage_options(args: argparse.Namespace) -> dict[str, Any]:
-    opts: dict[str, Any] = json.loads(args.storage_options) if args.storage_options else {}
+    opts: dict[str, Any] = dict(args.storage_options or {})
     if args.endpoint_url:
         opts["endpoint_url"] = args.endpoint_url
     return opts
@@ -23,7 +33,14 @@ def _storage_options(args: argparse.Namespace) -> dict[str, Any]:
 def _open(args: argparse.Namespace) -> Any:
     import nwbstore
 
-    return nwbstore.open(args.url, "r", format=args.format, storage_options=_storage_options(args))
+    return nwbstore.open(
+        args.url,
+        "r",
+        format=args.format,
+        storage_options=_storage_options(args),
+        memb_size=args.memb_size,
+        allow_incomplete=args.allow_incomplete,
+    )
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -85,17 +102,6 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_chunks(text: str | None) -> str | tuple[int, ...] | None:
-    if text is None or text == "auto":
-        return text
-    try:
-        return tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--chunks {text!r}: give 'auto' or comma-separated integers such as 1000,16"
-        ) from None
-
-
 def _cmd_convert(args: argparse.Namespace, *, first_n: int | None = None) -> int:
     from nwbstore.convert import convert
 
@@ -105,7 +111,7 @@ def _cmd_convert(args: argparse.Namespace, *, first_n: int | None = None) -> int
         args.dst,
         links=args.links,
         compression=args.compression,
-        chunks=_parse_chunks(args.chunks),
+        chunks=parse_chunks(args.chunks or ()),
         fallback=args.fallback,
         zarr_format=args.zarr_format,
         format=args.format,
@@ -123,15 +129,19 @@ def _cmd_convert(args: argparse.Namespace, *, first_n: int | None = None) -> int
         print(json.dumps(report.to_dict(), indent=2))
     elif not args.quiet:
         print(report)
-    if args.verify:
-        result = (
-            _verify(args.src, args.dst, opts, args.links, args.allow_pickle)
-            if first_n is None
-            else None
-        )
-        if result is not None:
-            print(result)
-            return 0 if result.ok else 1
+    if args.verify and first_n is None:
+        result = _verify(args, opts)
+        print(result)
+        if not result.ok:
+            from nwbstore.convert.marker import mark_incomplete
+
+            mark_incomplete(args.dst, opts, f"verify found {len(result.differences)} differences")
+            print(
+                f"nwbstore {args.command}: verification failed: {args.dst} is marked incomplete "
+                "(convert again with --overwrite; inspect it with --allow-incomplete)",
+                file=sys.stderr,
+            )
+            return 1
     return 0
 
 
@@ -139,15 +149,35 @@ def _cmd_truncate(args: argparse.Namespace) -> int:
     return _cmd_convert(args, first_n=args.n)
 
 
-def _verify(src: str, dst: str, opts: dict[str, Any], links: str, allow_pickle: bool) -> Any:
+def _verify(args: argparse.Namespace, opts: dict[str, Any]) -> Any:
     import nwbstore
 
-    with nwbstore.open(src, "r", storage_options=opts, allow_pickle=allow_pickle) as source:
-        return nwbstore.verify(source, dst, storage_options=opts, links=links)
+    def family_size(url: str) -> int | None:  # --memb-size applies to %d family patterns only
+        return args.memb_size if "%" in os.path.basename(url) else None
+
+    allow_incomplete = getattr(args, "allow_incomplete", False)
+    with (
+        nwbstore.open(
+            args.src,
+            "r",
+            storage_options=opts,
+            allow_pickle=args.allow_pickle,
+            memb_size=family_size(args.src),
+            allow_incomplete=allow_incomplete,
+        ) as source,
+        nwbstore.open(
+            args.dst,
+            "r",
+            storage_options=opts,
+            memb_size=family_size(args.dst),
+            allow_incomplete=allow_incomplete,
+        ) as dest,
+    ):
+        return nwbstore.verify(source, dest, storage_options=opts, links=args.links)
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    result = _verify(args.src, args.dst, _storage_options(args), args.links, args.allow_pickle)
+    result = _verify(args, _storage_options(args))
     print(result)
     return 0 if result.ok else 1
 
@@ -179,15 +209,37 @@ _ALLOW_PICKLE_HELP = (
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="nwbstore", description="Inspect and convert NWB files in HDF5 and Zarr."
+        prog="nwbstore",
+        description="Inspect and convert NWB files in HDF5 and Zarr.",
+        epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
+
+    def add_remote(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--endpoint-url", help="S3 endpoint (else AWS_ENDPOINT_URL)")
+        p.add_argument(
+            "--storage-options", type=json_options, help="JSON object of fsspec/s3fs options"
+        )
+
+    def add_reading(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--memb-size",
+            type=byte_size,
+            help="member size of an HDF5 family (raw_%%d.h5), e.g. 2GiB; read from the file "
+            "when omitted",
+        )
+        p.add_argument(
+            "--allow-incomplete",
+            action="store_true",
+            help="open a store marked incomplete (an unfinished or failed conversion)",
+        )
 
     def add_source(p: argparse.ArgumentParser) -> None:
         p.add_argument("url", help="path or URL (s3://..., https://..., memory://...)")
         p.add_argument("--format", choices=["hdf5", "zarr"], help="skip format detection")
-        p.add_argument("--endpoint-url", help="S3 endpoint (else AWS_ENDPOINT_URL)")
-        p.add_argument("--storage-options", help="JSON dict of fsspec/s3fs options")
+        add_reading(p)
+        add_remote(p)
 
     p = sub.add_parser("info", help="summary of a file or store")
     add_source(p)
@@ -209,10 +261,20 @@ def _build_parser() -> argparse.ArgumentParser:
         p.add_argument("--format", choices=["hdf5", "zarr"], help="destination format")
         p.add_argument("--zarr-format", type=int, choices=[2, 3], default=3)
         p.add_argument("--links", choices=["keep", "resolve"], default="keep")
-        p.add_argument("--compression", help="codec for every dataset, e.g. zstd:5 or gzip:4")
-        p.add_argument("--chunks", help="'auto' or a chunk shape such as 1000,16")
+        p.add_argument(
+            "--compression",
+            type=compression_value,
+            help="codec for every dataset, e.g. zstd:5 or gzip:4",
+        )
+        p.add_argument(
+            "--chunks",
+            type=chunks_value,
+            action="append",
+            help="'auto', a chunk shape such as 1000,16 (applied to datasets of that rank "
+            "only), or PATH=1000,16 for one dataset; repeatable",
+        )
         p.add_argument("--fallback", help="codec to use where one has no counterpart, or 'drop'")
-        p.add_argument("--jobs", type=int, help="worker threads")
+        p.add_argument("--jobs", type=positive_int("--jobs"), help="worker threads")
         p.add_argument("--scheduler", help="Dask distributed scheduler address")
         p.add_argument("--overwrite", action="store_true", help="replace an existing destination")
         p.add_argument("--resume", action="store_true", help="continue an interrupted run")
@@ -221,8 +283,7 @@ def _build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print the report as JSON")
         p.add_argument("--allow-pickle", action="store_true", help=_ALLOW_PICKLE_HELP)
         p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or report")
-        p.add_argument("--endpoint-url", help="S3 endpoint (else AWS_ENDPOINT_URL)")
-        p.add_argument("--storage-options", help="JSON dict of fsspec/s3fs options")
+        add_remote(p)
 
     p = sub.add_parser("convert", help="convert between HDF5 and Zarr (any to any)")
     add_convert_options(p)
@@ -230,7 +291,12 @@ def _build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("truncate", help="small copy keeping the first N entries of each dataset")
     add_convert_options(p)
-    p.add_argument("-n", type=int, required=True, help="entries to keep along the first axis")
+    p.add_argument(
+        "-n",
+        type=non_negative_int("-n"),
+        required=True,
+        help="entries to keep along the first axis",
+    )
     p.set_defaults(func=_cmd_truncate)
 
     p = sub.add_parser("verify", help="compare two stores; exit 1 on a difference")
@@ -238,8 +304,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("dst")
     p.add_argument("--links", choices=["keep", "resolve"], default="keep")
     p.add_argument("--allow-pickle", action="store_true", help=_ALLOW_PICKLE_HELP)
-    p.add_argument("--endpoint-url", help="S3 endpoint (else AWS_ENDPOINT_URL)")
-    p.add_argument("--storage-options", help="JSON dict of fsspec/s3fs options")
+    add_reading(p)
+    add_remote(p)
     p.set_defaults(func=_cmd_verify)
 
     p = sub.add_parser("links", help="list links and references; exit 1 if any is broken")
@@ -252,15 +318,64 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_EXIT_CODES = """exit status:
+  0    success (verify, links: no difference, nothing broken)
+  1    verify found differences, links found broken links, or a --verify failed
+  2    bad input or usage: a missing, damaged or unreadable file or store, an S3 error,
+       a bad option value
+  130  interrupted (Ctrl-C)"""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status (0 ok, 1 differences, 2 bad input)."""
     parser = _build_parser()
     args = parser.parse_args(argv)
+    command = f"nwbstore {args.command}"
     try:
         return int(args.func(args))
     except NwbStoreError as err:
-        print(f"nwbstore {args.command}: error: {err}", file=sys.stderr)
+        print(f"{command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
+    except (OSError, ValueError) as err:
+        if isinstance(err, BrokenPipeError) and _stdout_closed():
+            return 0  # `nwbstore tree x | head`: the reader has all it wanted
+        if os.environ.get("NWBSTORE_TRACEBACK"):
+            raise
+        if isinstance(err, OSError) and err.errno is not None:  # the file system refused
+            print(f"{command}: error: {_one_line(err)}", file=sys.stderr)
+        else:
+            print(
+                f"{command}: error: {type(err).__name__}: {_one_line(err)} "
+                "(set NWBSTORE_TRACEBACK=1 to see where)",
+                file=sys.stderr,
+            )
+        return 2
+    except KeyboardInterrupt:
+        print(f"{command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def _stdout_closed() -> bool:
+    """True if stdout's reader went away; then stdout is pointed at devnull, so the
+    interpreter's final flush stays quiet (as the Python docs on SIGPIPE recommend)."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass
+    except (OSError, ValueError):
+        return False
+    else:
+        return False
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass  # stdout without a file descriptor (captured in tests)
+    return True
 
 
 if __name__ == "__main__":

@@ -18,12 +18,19 @@ A declared ``maxshape`` with at least one limit is kept in the hidden attribute
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 import zarr
 
+from nwbstore.backends._damage import (
+    DECODE_ERRORS,
+    decode_error,
+    read_zarr_documents,
+    zarr_node_error,
+)
 from nwbstore.backends._zarr_chunks import (
     copy_stored_chunk,
     iter_stored_chunks,
@@ -343,8 +350,11 @@ class ZarrDataset(Dataset):
         return tuple(self._array.chunks)
 
     def _read(self, selection: Any) -> Any:
-        with quiet_zarr():
-            raw = self._array[selection]
+        try:
+            with quiet_zarr():
+                raw = self._array[selection]
+        except DECODE_ERRORS as err:
+            raise decode_error(f"dataset {self.name!r} in {self.store.url}", err) from err
         dt = self.dtype
         if isinstance(raw, (np.ndarray, np.generic)) and dt.kind in "iuf" and raw.dtype != dt:
             raw = raw.astype(dt)  # zarr v3 hands out native byte order
@@ -526,7 +536,12 @@ class ZarrStore(Store):
                 if raw is not None and declares_pickle(raw):
                     members[name] = self._pickled(store, f"{prefix}/{name}".strip("/"), where)
                 else:
-                    members[name] = UnsupportedDtypeError(f"zarr cannot open {where}: {err}")
+                    key = f"{prefix}/{name}".strip("/")
+                    members[name] = zarr_node_error(
+                        f"node {join_path(path, name)!r} in {self.url}",
+                        err,
+                        functools.partial(read_zarr_documents, store, key),
+                    )
         return members
 
     def _wrap(self, path: str, zobj: Any) -> Group | Dataset:

@@ -17,6 +17,8 @@ from typing import Any, Literal
 import numpy as np
 
 from nwbstore.convert import marker
+from nwbstore.convert.chunks_option import ChunksOption, chunks_for
+from nwbstore.convert.chunks_option import check_paths as check_chunk_paths
 from nwbstore.convert.data import copy_values
 from nwbstore.convert.locations import (
     exists,
@@ -71,7 +73,7 @@ class _Job:
     links: Literal["keep", "resolve"]
     settings: SettingsOverride
     compression: str | None
-    chunks: str | tuple[int, ...] | None
+    chunks: ChunksOption
     fallback: str | None
     jobs: int
     raw: bool
@@ -121,11 +123,12 @@ def _destination_settings(job: _Job, path: str, src: Dataset) -> DatasetSettings
     shape = _dest_shape(job, src)
     dst_backend: Literal["hdf5", "zarr"] = "hdf5" if job.dst.format == "hdf5" else "zarr"
     needs_chunks = new.chunks is None and (dst_backend == "zarr" or bool(override and override[0]))
-    if job.chunks == "auto" or needs_chunks:
+    wanted = chunks_for(path, src.ndim, job.chunks)  # --chunks: matching rank or path only
+    if wanted == "auto" or needs_chunks:
         auto = default_settings(shape, src.dtype, backend=dst_backend, zarr_format=job.zarr_format)
         new = new.replace(chunks=auto.settings.chunks, shards=auto.settings.shards)
-    elif isinstance(job.chunks, tuple):
-        new = new.replace(chunks=job.chunks, shards=None)
+    if isinstance(wanted, tuple):
+        new = new.replace(chunks=wanted, shards=None)
     if dst_backend == "hdf5" or job.zarr_format == 2:
         new = new.replace(shards=None)
     if new.chunks is not None:
@@ -342,7 +345,7 @@ def convert(
     links: Literal["keep", "resolve"] = "keep",
     settings: SettingsOverride = None,
     compression: str | None = None,
-    chunks: str | tuple[int, ...] | None = None,
+    chunks: ChunksOption = None,
     fallback: str | None = None,
     zarr_format: int = 3,
     format: str | None = None,
@@ -375,7 +378,9 @@ def convert(
     compression
         Global codec override such as ``"zstd:5"`` or ``"gzip"``.
     chunks
-        ``"auto"`` to re-chunk with :func:`nwbstore.default_settings`, or a chunk shape.
+        ``"auto"`` to re-chunk with :func:`nwbstore.default_settings`; a chunk shape, applied
+        to the datasets of its rank only; a mapping of dataset path -> chunk shape; or a
+        :class:`~nwbstore.convert.chunks_option.ChunksRule` (see that module).
     fallback
         What to do with a codec that has no counterpart on the destination: ``None`` raises
         ``UnsupportedCodecError``; a codec name transcodes to it; ``"drop"`` stores uncompressed.
@@ -422,6 +427,7 @@ def convert(
         source = exits.enter_context(
             nwbstore.open(src_url, "r", storage_options=options, allow_pickle=allow_pickle)
         )
+        check_chunk_paths(chunks, source.root)
         if overwrite and not resume:
             remove(dst_url, options)
         target, completed = marker.begin(dst_url, format, zarr_format, options, resume=resume)

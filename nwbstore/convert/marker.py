@@ -20,7 +20,15 @@ from nwbstore.backends.registry import detect_backend, split_protocol
 from nwbstore.errors import IncompleteStoreError
 from nwbstore.nodes import INCOMPLETE_ATTR, Store
 
-__all__ = ["INCOMPLETE_ATTR", "begin", "finish", "partial_url", "publish", "record_done"]
+__all__ = [
+    "INCOMPLETE_ATTR",
+    "begin",
+    "finish",
+    "mark_incomplete",
+    "partial_url",
+    "publish",
+    "record_done",
+]
 
 
 def partial_url(url: str) -> str:
@@ -99,3 +107,17 @@ def publish(url: str, storage_options: Mapping[str, Any]) -> None:
     part = partial_url(url)
     if split_protocol(url)[0] == "file" and os.path.exists(part):
         os.replace(part, url)
+
+
+def mark_incomplete(url: str, storage_options: Mapping[str, Any], reason: str) -> None:
+    """Put the mark back on a finished destination that failed a check (``--verify``).
+
+    The store then refuses to open without ``allow_incomplete=True``, as an interrupted
+    conversion does; ``reason`` is kept in the mark for whoever looks inside.
+    """
+    import nwbstore
+
+    with nwbstore.open(url, "r+", storage_options=storage_options, allow_incomplete=True) as store:
+        store.root.attrs._write(
+            INCOMPLETE_ATTR, json.dumps({"completed": [], "failed": " ".join(reason.split())})
+        )
