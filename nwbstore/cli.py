@@ -124,6 +124,8 @@ def _cmd_convert(args: argparse.Namespace, *, first_n: int | None = None) -> int
         raw=not args.no_raw,
         first_n=first_n,
         allow_pickle=args.allow_pickle,
+        source_memb_size=args.memb_size,
+        allow_incomplete_source=args.allow_incomplete,
     )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
@@ -222,17 +224,17 @@ def _build_parser() -> argparse.ArgumentParser:
             "--storage-options", type=json_options, help="JSON object of fsspec/s3fs options"
         )
 
-    def add_reading(p: argparse.ArgumentParser) -> None:
+    def add_reading(p: argparse.ArgumentParser, of: str = "an input") -> None:
         p.add_argument(
             "--memb-size",
             type=byte_size,
-            help="member size of an HDF5 family (raw_%%d.h5), e.g. 2GiB; read from the file "
-            "when omitted",
+            help=f"member size of {of} that is an HDF5 family (raw_%%d.h5), e.g. 2GiB; "
+            "read from the file when omitted",
         )
         p.add_argument(
             "--allow-incomplete",
             action="store_true",
-            help="open a store marked incomplete (an unfinished or failed conversion)",
+            help=f"read {of} marked incomplete (an unfinished or failed conversion)",
         )
 
     def add_source(p: argparse.ArgumentParser) -> None:
@@ -283,6 +285,7 @@ def _build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print the report as JSON")
         p.add_argument("--allow-pickle", action="store_true", help=_ALLOW_PICKLE_HELP)
         p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or report")
+        add_reading(p, of="a source")
         add_remote(p)
 
     p = sub.add_parser("convert", help="convert between HDF5 and Zarr (any to any)")

@@ -177,8 +177,23 @@ def test_memb_size_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert run(["info", pattern, "--memb-size", "1MiB"]) == 2
     assert "65536" in capsys.readouterr().err
     copy = tmp_path / "copy.zarr"
-    assert run(["convert", pattern, str(copy), "-q"]) == 0
+    assert run(["convert", pattern, str(tmp_path / "no.zarr"), "-q", "--memb-size", "1MiB"]) == 2
+    assert not (tmp_path / "no.zarr").exists()
+    assert run(["convert", pattern, str(copy), "-q", "--memb-size", "64KiB"]) == 0
     assert run(["verify", pattern, str(copy), "--memb-size", "64KiB"]) == 0
+    assert zarr.open_array(copy / "data", mode="r")[-1] == 49_999
+
+
+def test_allow_incomplete_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = _corrupt_chunk_file(tmp_path / "src.h5")
+    marked = tmp_path / "marked.zarr"
+    assert run(["convert", str(src), str(marked), "-q", "--verify"]) == 1
+    again = tmp_path / "again.nwb"
+    assert run(["convert", str(marked), str(again), "-q"]) == 2
+    assert "incomplete" in capsys.readouterr().err
+    assert run(["tree", str(marked), "--allow-incomplete"]) == 0
+    assert run(["convert", str(marked), str(again), "-q", "--allow-incomplete", "--no-raw"]) == 2
+    assert "chunk index (1,)" in capsys.readouterr().err  # the damaged chunk came along
 
 
 # -- main(): exit codes, BrokenPipe, Ctrl-C --------------------------------------------------

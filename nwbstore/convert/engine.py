@@ -358,6 +358,8 @@ def convert(
     raw: bool = True,
     first_n: int | None = None,
     allow_pickle: bool = False,
+    source_memb_size: int | None = None,
+    allow_incomplete_source: bool = False,
 ) -> ConversionReport:
     """Convert the store at ``src`` into a new store at ``dst`` (any backend to any backend).
 
@@ -407,6 +409,11 @@ def convert(
         Read legacy Pickle-encoded source arrays (hdmf-zarr <= 0.13) with nwbstore's
         non-executing decoder (see :func:`nwbstore.open`); they are written as ordinary
         strings, references or records (never Pickle) and listed in ``report.unpickled``.
+    source_memb_size
+        Member size of a source HDF5 family (checked against the file; read from it if
+        omitted).
+    allow_incomplete_source
+        Convert a source that carries the incomplete mark (see :func:`nwbstore.open`).
 
     Returns
     -------
@@ -425,7 +432,14 @@ def convert(
         )
     with ExitStack() as exits:
         source = exits.enter_context(
-            nwbstore.open(src_url, "r", storage_options=options, allow_pickle=allow_pickle)
+            nwbstore.open(
+                src_url,
+                "r",
+                storage_options=options,
+                allow_pickle=allow_pickle,
+                memb_size=source_memb_size,
+                allow_incomplete=allow_incomplete_source,
+            )
         )
         check_chunk_paths(chunks, source.root)
         if overwrite and not resume:
