@@ -293,8 +293,9 @@ class HDF5Dataset(Dataset):
 
 
 def _exists(group: h5py.Group, name: str) -> bool:
-    """True if ``name`` resolves to an object in ``group`` (h5py's ``in``, never raising)."""
+    """True if ``name`` is a hard link in ``group``: its object is there, so a failure to
+    open it is damage (a dangling soft or external link is merely missing)."""
     try:
-        return name in group
+        return isinstance(group.get(name, getlink=True), h5py.HardLink)
     except (KeyError, OSError, RuntimeError):
         return False

@@ -43,6 +43,8 @@ class Built:
     env: Mapping[str, str] = field(default_factory=dict)  # for the no-credentials case
     #: The error may name a different path than the input (e.g. a member inside it).
     names: str | None = None
+    #: Objects that must live while the case runs (a listening socket).
+    keep: Any = None
 
 
 @dataclass(frozen=True)
@@ -484,6 +486,19 @@ def _s3_unreachable(ctx: Context) -> Built:
     return Built(_open(url, storage_options=options), _cli_s3("info", url, options))
 
 
+def _s3_silent_endpoint(ctx: Context) -> Built:
+    """An endpoint that accepts connections and never answers: a read timeout."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    options = {
+        **_s3_options(f"http://127.0.0.1:{sock.getsockname()[1]}"),
+        "config_kwargs": {"read_timeout": 1, "connect_timeout": 1},
+    }
+    url = "s3://bucket/session.nwb.zarr"
+    return Built(_open(url, storage_options=options), _cli_s3("info", url, options), keep=sock)
+
+
 def _s3_unresolvable_host(ctx: Context) -> Built:
     url = "s3://bucket/session.nwb"
     options = _s3_options("http://no-such-host.invalid")
@@ -683,6 +698,7 @@ CASES: list[BadInput] = [
     ),
     BadInput("s3-missing-key", _s3_missing_key, _E["StoreNotFoundError"], "not-there", needs="s3"),
     BadInput("s3-unreachable", _s3_unreachable, _E["EndpointUnreachableError"], "cannot reach"),
+    BadInput("s3-read-timeout", _s3_silent_endpoint, _E["EndpointUnreachableError"], "Timeout"),
     BadInput(
         "s3-unresolvable-host",
         _s3_unresolvable_host,
