@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import select
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -363,22 +364,22 @@ def _one_line(err: BaseException) -> str:
 
 
 def _stdout_closed() -> bool:
-    """True if stdout's reader went away; then stdout is pointed at devnull, so the
+    """True if stdout's reader went away; stdout is then pointed at devnull, so the
     interpreter's final flush stays quiet (as the Python docs on SIGPIPE recommend)."""
     try:
-        sys.stdout.flush()
-    except BrokenPipeError:
-        pass
-    except (OSError, ValueError):
-        return False
-    else:
-        return False
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        fd = sys.stdout.fileno()
     except (OSError, ValueError, AttributeError):
-        pass  # stdout without a file descriptor (captured in tests)
-    return True
+        return False  # stdout without a file descriptor: the broken pipe was another one
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        broken = any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
+    except (AttributeError, OSError):  # no poll() on this platform: trust the exception
+        broken = True
+    if broken:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+    return broken
 
 
 if __name__ == "__main__":

@@ -155,13 +155,13 @@ def _first_difference(a: Any, b: Any, sel: tuple[slice, ...], dst: Dataset) -> s
         else:
             differ = a_arr != b_arr
         where = np.argwhere(differ)
-    except (TypeError, ValueError):
+        chunks = dst.chunks
+        if not len(where) or chunks is None:
+            return ""
+        element = tuple(int(i) + s.start for i, s in zip(where[0], sel, strict=True))
+        index = tuple(e // c for e, c in zip(element, chunks, strict=True))
+    except (TypeError, ValueError):  # values numpy cannot compare element by element
         return ""
-    chunks = dst.chunks
-    if not len(where) or chunks is None:
-        return ""
-    element = tuple(int(i) + s.start for i, s in zip(where[0], sel, strict=True))
-    index = tuple(e // c for e, c in zip(element, chunks, strict=True))
     return f", first at element {element} in chunk index {index} of the destination"
 
 
