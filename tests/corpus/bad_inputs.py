@@ -83,7 +83,7 @@ def _open(url: str | Path, **kwargs: Any) -> Callable[[], object]:
         import nwbstore
 
         with nwbstore.open(url, "r", **kwargs) as store:
-            store.root.visititems(lambda _n, node: getattr(node, "attrs", {}) and None)
+            store.root.visititems(lambda _name, _node: None)
             return store.url
 
     return call
@@ -148,10 +148,6 @@ def _zarr_sample(path: Path, zarr_format: int = 3, **array_kwargs: Any) -> Path:
     arr = grp.create_array("data", shape=(4000,), chunks=(1000,), dtype="f8", **array_kwargs)
     arr[:] = np.arange(4000, dtype="f8")
     return path
-
-
-def _zarr_doc(path: Path, key: str) -> Path:
-    return path / key
 
 
 def _rewrite_json(doc: Path, edit: Callable[[dict[str, Any]], None]) -> None:
@@ -511,6 +507,26 @@ def _s3_bad_credentials(ctx: Context) -> Built:
     return Built(_open(url, storage_options=options), _cli_s3("info", url, options))
 
 
+def _s3_bad_credentials_hdf5(ctx: Context) -> Built:
+    url = f"s3://{ctx.iam.bucket}/session.nwb"
+    options = _s3_options(ctx.iam.endpoint_url, key="AKIANOSUCHKEY0000000", secret="s3cr3t-x")
+    return Built(_open(url, storage_options=options), _cli_s3("tree", url, options))
+
+
+def _s3_convert_into_missing_bucket(ctx: Context) -> Built:
+    import nwbstore
+
+    src = _h5_sample(ctx.tmp / "good.nwb")
+    url = "s3://no-such-bucket-corpus/out.nwb.zarr"
+    options = ctx.s3.storage_options
+
+    def call() -> object:
+        return nwbstore.convert(src, url, storage_options=options, progress=False)
+
+    cli = ["convert", str(src), url, "-q", "--storage-options", json.dumps(options)]
+    return Built(call, cli, names="no-such-bucket-corpus")
+
+
 def _s3_no_credentials(ctx: Context) -> Built:
     url = "s3://some-bucket/session.nwb.zarr"
     options = {"endpoint_url": ctx.s3.endpoint_url, "skip_instance_cache": True}
@@ -711,6 +727,20 @@ CASES: list[BadInput] = [
         _E["AccessDeniedError"],
         "denied",
         needs="iam",
+    ),
+    BadInput(
+        "s3-bad-credentials-hdf5",
+        _s3_bad_credentials_hdf5,
+        _E["AccessDeniedError"],
+        "denied",
+        needs="iam",
+    ),
+    BadInput(
+        "s3-convert-into-missing-bucket",
+        _s3_convert_into_missing_bucket,
+        _E["BucketNotFoundError"],
+        "create the bucket",
+        needs="s3",
     ),
     BadInput(
         "s3-no-credentials",
