@@ -213,6 +213,28 @@ def _flipped_group_header(ctx: Context) -> Built:
     return Built(_walk(path), ["config", str(path)])
 
 
+def _flipped_header_convert(ctx: Context) -> Built:
+    import nwbstore
+
+    path = _h5_sample(ctx.tmp / "header.nwb")
+    offset = _object_header_offset(path, "acquisition/ts/data")
+    _flip(path, offset, offset + 16)
+    out = ctx.tmp / "out.zarr"
+
+    def call() -> object:
+        return nwbstore.convert(path, out, progress=False)
+
+    return Built(call, ["convert", str(path), str(out), "-q"], names="/acquisition/ts/data")
+
+
+def _flipped_header_verify(ctx: Context) -> Built:
+    good = _h5_sample(ctx.tmp / "good.nwb")
+    path = _h5_sample(ctx.tmp / "header.nwb")
+    offset = _object_header_offset(path, "acquisition/ts/data")
+    _flip(path, offset, offset + 16)
+    return Built(_verify(good, path), ["verify", str(good), str(path)], names="header.nwb")
+
+
 def _hdf5_corrupt_chunk_source(ctx: Context) -> Built:
     """A corrupt gzip chunk: a decoding conversion names the dataset and the chunk."""
     import nwbstore
@@ -611,6 +633,19 @@ CASES: list[BadInput] = [
     ),
     BadInput(
         "hdf5-flipped-group-header", _flipped_group_header, _E["CorruptStoreError"], "damaged"
+    ),
+    BadInput(
+        "hdf5-flipped-header-convert",
+        _flipped_header_convert,
+        _E["CorruptStoreError"],
+        "damaged",
+    ),
+    BadInput(
+        "hdf5-flipped-header-verify",
+        _flipped_header_verify,
+        _Differences,
+        "cannot be read",
+        exit_code=1,
     ),
     BadInput(
         "hdf5-corrupt-chunk-decoded",
