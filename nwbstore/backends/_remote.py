@@ -161,10 +161,16 @@ def unreachable(
     url: str, protocol: str, options: Mapping[str, Any], err: BaseException
 ) -> Exception:
     """The error for a request to ``url`` that never reached the endpoint."""
+    if protocol in S3_PROTOCOLS:
+        where = f"the S3 endpoint {_safe_endpoint(options)}"
+        hint = (
+            "check the network, and endpoint_url in storage_options (--endpoint-url) or "
+            "AWS_ENDPOINT_URL"
+        )
+    else:
+        where, hint = f"the {protocol.upper()} server", "check the network and the URL"
     return EndpointUnreachableError(
-        f"cannot reach the {protocol.upper()} endpoint {_safe_endpoint(options)} for {url} "
-        f"({type(err).__name__}: {_one_line(err)}): check the network, and endpoint_url in "
-        "storage_options (--endpoint-url) or AWS_ENDPOINT_URL"
+        f"cannot reach {where} for {url} ({type(err).__name__}: {_one_line(err)}): {hint}"
     )
 
 
@@ -208,7 +214,10 @@ def _probe_errors(url: str, protocol: str, options: Mapping[str, Any]) -> Iterat
     """Translate what a probe request raises; ``FileNotFoundError`` passes through."""
     try:
         yield
-    except FileNotFoundError:
+    except FileNotFoundError as err:
+        cause = err.__cause__ or err.__context__  # fsspec's HTTP filesystem hides the reason
+        if cause is not None and _is_network_error(cause):
+            raise unreachable(url, protocol, options, cause) from None
         raise
     except Exception as err:  # botocore/aiohttp connection errors have no common base
         translated = translate_s3_error(url, protocol, options, err)

@@ -517,6 +517,11 @@ def _s3_silent_endpoint(ctx: Context) -> Built:
     return Built(_open(url, storage_options=options), _cli_s3("info", url, options), keep=sock)
 
 
+def _http_unreachable(ctx: Context) -> Built:
+    url = f"http://127.0.0.1:{_closed_port()}/session.nwb"
+    return Built(_open(url), ["info", url])
+
+
 def _s3_unresolvable_host(ctx: Context) -> Built:
     url = "s3://bucket/session.nwb"
     options = _s3_options("http://no-such-host.invalid")
