@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import select
 import sys
 from collections.abc import Sequence
@@ -360,7 +361,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
+    """The message on one line, without the ``user:password@`` of any URL in it."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    return re.sub(r"(\w+://)[^/@\s\"']+@", r"\1", text)
 
 
 def _stdout_closed() -> bool:
