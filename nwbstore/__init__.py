@@ -7,7 +7,7 @@ Open anything with :func:`nwbstore.open`; configure datasets with
 from __future__ import annotations
 
 from nwbstore import errors
-from nwbstore.convert import ConversionReport, convert
+from nwbstore.convert import ConversionReport, convert, truncate
 from nwbstore.defaults import available_compressions, default_settings
 from nwbstore.dtypes import reference_dtype, string_dtype
 from nwbstore.errors import NwbStoreError
@@ -39,5 +39,6 @@ __all__ = [
     "open",
     "reference_dtype",
     "string_dtype",
+    "truncate",
     "verify",
 ]

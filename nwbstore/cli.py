@@ -16,7 +16,6 @@ from nwbstore.cli_types import (
     chunks_value,
     compression_value,
     json_options,
-    non_negative_int,
     positive_int,
 )
 from nwbstore.convert.chunks_option import parse_chunks
@@ -74,7 +73,21 @@ def _cmd_info(args: argparse.Namespace) -> int:
             node = store.root.get(key)
             if isinstance(node, Dataset) and node.ndim == 0:
                 print(f"{key}: {node[()]}")
+        _print_non_portable(store)
     return 0
+
+
+def _print_non_portable(store: Any) -> None:
+    """The ``info`` section listing codecs not every reader of the format decodes."""
+    from nwbstore.portability import non_portable_codecs
+
+    rule, found = non_portable_codecs(store)
+    if not found:
+        print(f"codecs:    portable ({rule})")
+        return
+    print(f"non-portable codecs ({len(found)} dataset(s); portable means {rule}):")
+    for path, names in found:
+        print(f"  {path}: {', '.join(names)}")
 
 
 def _iter_links(group: Any) -> list[tuple[str, Any]]:
@@ -115,6 +128,8 @@ def _cmd_convert(args: argparse.Namespace, *, first_n: int | None = None) -> int
         compression=args.compression,
         chunks=parse_chunks(args.chunks or ()),
         fallback=args.fallback,
+        strict=args.strict,
+        codecs="portable" if args.portable else None,
         zarr_format=args.zarr_format,
         format=args.format,
         jobs=args.jobs,
@@ -146,7 +161,19 @@ def _cmd_convert(args: argparse.Namespace, *, first_n: int | None = None) -> int
                 file=sys.stderr,
             )
             return 1
+    if args.verify and first_n is not None:
+        print("nwbstore truncate: --verify compares whole copies; skipped", file=sys.stderr)
     return 0
+
+
+def _rows(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"-n {text!r}: give a whole number of rows, 0 or more")
+    return value
 
 
 def _cmd_truncate(args: argparse.Namespace) -> int:
@@ -278,6 +305,17 @@ def _build_parser() -> argparse.ArgumentParser:
             "only), or PATH=1000,16 for one dataset; repeatable",
         )
         p.add_argument("--fallback", help="codec to use where one has no counterpart, or 'drop'")
+        p.add_argument(
+            "--strict",
+            action="store_true",
+            help="refuse codecs with no counterpart instead of transcoding them (see docs)",
+        )
+        p.add_argument(
+            "--portable",
+            action="store_true",
+            help="write only codecs every reader decodes (Zarr v3 core codecs; Zarr v2 "
+            "standard compressors, no filters; HDF5 built-in filters)",
+        )
         p.add_argument("--jobs", type=positive_int("--jobs"), help="worker threads")
         p.add_argument("--scheduler", help="Dask distributed scheduler address")
         p.add_argument("--overwrite", action="store_true", help="replace an existing destination")
@@ -294,13 +332,17 @@ def _build_parser() -> argparse.ArgumentParser:
     add_convert_options(p)
     p.set_defaults(func=_cmd_convert)
 
-    p = sub.add_parser("truncate", help="small copy keeping the first N entries of each dataset")
+    p = sub.add_parser(
+        "truncate",
+        help="small, consistent copy: the first N rows of each table, N samples of each series",
+    )
     add_convert_options(p)
     p.add_argument(
         "-n",
-        type=non_negative_int("-n"),
+        type=_rows,
         required=True,
-        help="entries to keep along the first axis",
+        help="rows of each table and samples of each time series to keep (regions, indexes "
+        "and electrodes stay consistent)",
     )
     p.set_defaults(func=_cmd_truncate)
 

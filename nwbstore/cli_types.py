@@ -22,7 +22,6 @@ __all__ = [
     "chunks_value",
     "compression_value",
     "json_options",
-    "non_negative_int",
     "positive_int",
 ]
 
@@ -54,21 +53,6 @@ def positive_int(flag: str) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"{flag} {text!r} is not an integer") from None
         if value < 1:
             raise argparse.ArgumentTypeError(f"{flag} {text!r}: give 1 or more")
-        return value
-
-    return parse
-
-
-def non_negative_int(flag: str) -> Callable[[str], int]:
-    """A ``type=`` for an integer >= 0 (``-n``)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} {text!r} is not an integer") from None
-        if value < 0:
-            raise argparse.ArgumentTypeError(f"{flag} {text!r}: give 0 or more")
         return value
 
     return parse

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "AccessDeniedError",
     "BucketNotFoundError",
+    "CodecTranscodedWarning",
     "ContainsNodeError",
     "CorruptChunkError",
     "CorruptStoreError",
@@ -83,7 +84,41 @@ class SettingsError(NwbStoreError, ValueError):
 
 
 class UnsupportedCodecError(SettingsError):
-    """A filter or codec has no counterpart on the target backend."""
+    """A filter or codec has no counterpart on the target backend.
+
+    The message names the Python option and the CLI flag that resolve it. Structured fields
+    (``None`` when unknown) let callers format their own text.
+
+    Attributes
+    ----------
+    dataset
+        The dataset (or the place) whose settings failed.
+    target
+        ``"hdf5"`` or ``"zarr"``.
+    default
+        The pipeline the default transcode would write (see ``strict=``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        dataset: str | None = None,
+        target: str | None = None,
+        default: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.dataset = dataset
+        self.target = target
+        self.default = default
+
+
+class CodecTranscodedWarning(NwbStoreWarning):
+    """A conversion replaced codecs that have no counterpart on the destination.
+
+    The message lists the datasets; ``ConversionReport.transcoded_codecs`` has the details.
+    Pass ``strict=True`` (``--strict``) to get an error instead.
+    """
 
 
 class UnsupportedDtypeError(NwbStoreError, TypeError):

@@ -166,13 +166,13 @@ def test_destination_exists_is_refused(rich: Path, tmp_path: Path) -> None:
     nwbstore.convert(rich, out, fallback="zstd", overwrite=True, progress=False)
 
 
-def test_unmappable_codec_raises_unless_a_fallback_is_chosen(tmp_path: Path) -> None:
+def test_unmappable_codec_raises_with_strict_unless_a_fallback_is_chosen(tmp_path: Path) -> None:
     src = tmp_path / "lzf.h5"
     with h5py.File(src, "w") as f:
         f.create_dataset("a", data=np.arange(1000, dtype="f4"), chunks=(100,), compression="lzf")
     with pytest.raises(UnsupportedCodecError, match=r"'/a'.*lzf.*fallback"):
-        nwbstore.convert(src, tmp_path / "a.zarr", progress=False)
-    assert not (tmp_path / "a.zarr" / "a").exists()  # nothing written for the dataset
+        nwbstore.convert(src, tmp_path / "a.zarr", strict=True, progress=False)
+    assert not (tmp_path / "a.zarr").exists()  # refused before the destination was created
     report = nwbstore.convert(src, tmp_path / "b.zarr", fallback="zstd", progress=False)
     assert report.chunks_transcoded >= 1
     assert nwbstore.verify(src, tmp_path / "b.zarr").ok

@@ -20,19 +20,38 @@ from nwbstore.codecs._table import (
     row_by_name,
     row_by_zarr_id,
 )
+from nwbstore.codecs._transcode import (
+    DEFAULT_TRANSCODES,
+    PORTABLE_RULES,
+    PipelinePlan,
+    Transcode,
+    describe_pipeline,
+    non_portable_stages,
+    plan_pipeline,
+    portable_flavour,
+    transcode_table_markdown,
+)
 from nwbstore.codecs._zarr import specs_from_zarr, zarr_codec_kwargs
 
 __all__ = [
     "ALIASES",
     "CODEC_TABLE",
+    "DEFAULT_TRANSCODES",
+    "PORTABLE_RULES",
     "CodecRow",
     "CodecSpec",
     "Param",
+    "PipelinePlan",
+    "Transcode",
     "adapt_pipeline",
     "codec_table_markdown",
+    "describe_pipeline",
     "hdf5_filter_kwargs",
     "known_names",
     "make_spec",
+    "non_portable_stages",
+    "plan_pipeline",
+    "portable_flavour",
     "read_hdf5_filters",
     "require_row",
     "row_by_hdf5_id",
@@ -41,5 +60,6 @@ __all__ = [
     "specs_from_hdf5",
     "specs_from_zarr",
     "supported_on",
+    "transcode_table_markdown",
     "zarr_codec_kwargs",
 ]

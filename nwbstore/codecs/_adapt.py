@@ -68,7 +68,7 @@ def adapt_pipeline(
             if fallback is None:
                 raise UnsupportedCodecError(
                     f"{where}: {spec.name} option(s) {bad} cannot be written to {label} "
-                    f"(only the defaults can); pass fallback='drop' to use "
+                    f"(only the defaults can); pass fallback='drop' (CLI: --fallback drop) to use "
                     f"{ {k: p.default for p in row.params for k in bad if p.name == k} } instead"
                 )
             defaults = {p.name: p.default for p in row.params if p.name in bad}
@@ -78,9 +78,9 @@ def adapt_pipeline(
         if fallback is None:
             raise UnsupportedCodecError(
                 f"{where}: {ident} with options {dict(spec.options)} has no {label} counterpart. "
-                f"Choose: transcode with fallback='<codec>' (one of {_choices(target)}), or "
-                "drop it explicitly with fallback='drop'"
-                + (f". Note: {row.notes}" if row.notes else "")
+                f"Choose: transcode with fallback='<codec>' (CLI: --fallback <codec>; one of "
+                f"{_choices(target)}), or drop it explicitly with fallback='drop' "
+                "(--fallback drop)" + (f". Note: {row.notes}" if row.notes else "")
             )
         if fallback == "drop" or row.role != "compression":
             continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from nwbstore.codecs._table import ALIASES, CODEC_TABLE
+from nwbstore.codecs._transcode import PORTABLE_RULES, transcode_table_markdown
 
 __all__ = ["codec_table_markdown"]
 
@@ -16,14 +17,26 @@ nwbstore maps dataset settings between HDF5 and Zarr through one table. A row ma
 **raw copy: yes** means a chunk read from HDF5 with `read_direct_chunk` decodes with the Zarr
 codec and a chunk encoded by the Zarr codec reads back through HDF5, so conversion copies
 chunks without decoding them; tests prove each such row in both directions. Other rows are
-mapped by meaning (chunks are decoded and re-encoded) or have no counterpart: writing them to
-the other backend raises `UnsupportedCodecError` unless you choose `fallback="<codec>"`
-(transcode) or `fallback="drop"`.
+mapped by meaning (chunks are decoded and re-encoded) or have no counterpart: a conversion
+transcodes those to the closest standard codec (table below), `strict=True` (`--strict`) raises
+`UnsupportedCodecError` instead, and `fallback="<codec>"` / `fallback="drop"` (`--fallback`)
+choose for yourself. The **portable** column says where a codec is standard: `hdf5` (built
+into every libhdf5), `zarr2` (a standard Zarr v2 compressor), `zarr3` (a core Zarr v3 codec);
+`codecs="portable"` (`--portable`) writes only those.
 
 Word clash: HDF5's "gzip" filter is deflate, a **zlib** stream (nwbstore name `zlib`); Zarr's
 `gzip` is a gzip container, a different format. Aliases: {aliases}.
 
 """
+_TRANSCODES = """
+## Default transcodes
+
+A codec with no counterpart on the destination becomes the closest standard codec (the values
+are decoded and re-encoded); the conversion report lists each dataset in
+`transcoded_codecs` and one `CodecTranscodedWarning` names them.
+
+"""
+
 _COLUMNS = (
     "nwbstore name",
     "role",
@@ -32,6 +45,7 @@ _COLUMNS = (
     "Zarr v3 codec",
     "raw copy",
     "lossy",
+    "portable",
     "needs",
     "options (default)",
     "notes",
@@ -67,6 +81,7 @@ def codec_table_markdown() -> str:
                     r.zarr_v3,
                     "yes" if r.raw_copy else "no",
                     "yes" if r.lossy else "no",
+                    ", ".join(sorted(r.portable)),
                     ", ".join(r.requires),
                     opts,
                     r.notes,
@@ -74,4 +89,8 @@ def codec_table_markdown() -> str:
             )
             + " |\n"
         )
+    lines.append(_TRANSCODES)
+    lines.append(transcode_table_markdown())
+    lines.append('\nPortable output (`codecs="portable"`, `--portable`) means:\n\n')
+    lines.extend(f"- `{flavour}`: {rule}\n" for flavour, rule in PORTABLE_RULES.items())
     return "".join(lines)

@@ -94,6 +94,9 @@ class CodecRow:
     zarr_encode: Callable[[Opts, int | None], dict[str, Any]] | None = None
     zarr_decode: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # where the codec is standard: "hdf5" (built into every libhdf5, no plugin), "zarr2" (a
+    # standard Zarr v2 compressor), "zarr3" (a core Zarr v3 codec). See ``codecs="portable"``.
+    portable: frozenset[str] = frozenset()
 
     @property
     def has_hdf5(self) -> bool:
@@ -227,6 +230,7 @@ CODEC_TABLE: tuple[CodecRow, ...] = (
         notes="Not Zarr 'gzip' (a gzip container). Re-encoding is byte-identical.",
         **_level_only(),
         **_simple_zarr("zlib", "level"),
+        portable=frozenset({"hdf5", "zarr2"}),
     ),
     CodecRow(
         "shuffle",
@@ -243,6 +247,7 @@ CODEC_TABLE: tuple[CodecRow, ...] = (
         hdf5_decode=lambda cd: {},
         zarr_encode=lambda o, i: {"id": "shuffle", **({"elementsize": i} if i else {})},
         zarr_decode=lambda cfg: {},
+        portable=frozenset({"hdf5"}),
     ),
     CodecRow(
         "fletcher32",
@@ -258,6 +263,7 @@ CODEC_TABLE: tuple[CodecRow, ...] = (
         hdf5_decode=lambda cd: {},
         zarr_encode=lambda o, i: {"id": "fletcher32"},
         zarr_decode=lambda cfg: {},
+        portable=frozenset({"hdf5"}),
     ),
     CodecRow(
         "szip",
@@ -286,6 +292,7 @@ CODEC_TABLE: tuple[CodecRow, ...] = (
         notes="No Zarr counterpart: decode through HDF5.",
         hdf5_encode=lambda o: (),
         hdf5_decode=lambda cd: {},
+        portable=frozenset({"hdf5"}),
     ),
     CodecRow(
         "scaleoffset",
@@ -298,6 +305,7 @@ CODEC_TABLE: tuple[CodecRow, ...] = (
         notes="numcodecs FixedScaleOffset stores other bytes: decode through HDF5.",
         hdf5_encode=lambda o: (int(o["scale_type"]), int(o["factor"])),
         hdf5_decode=lambda cd: {"scale_type": int(cd[0]), "factor": int(cd[1])},
+        portable=frozenset({"hdf5"}),
     ),
     CodecRow(
         "lzf",
@@ -334,6 +342,7 @@ CODEC_TABLE: tuple[CodecRow, ...] = (
         hdf5_decode=_blosc_decode_hdf5,
         zarr_encode=_blosc_encode_zarr,
         zarr_decode=_blosc_decode_zarr,
+        portable=frozenset({"zarr2", "zarr3"}),
     ),
     CodecRow(
         "blosc2",
@@ -372,6 +381,7 @@ CODEC_TABLE: tuple[CodecRow, ...] = (
         scalar="level",
         **_level_only(),
         **_simple_zarr("bz2", "level"),
+        portable=frozenset({"zarr2"}),
     ),
     CodecRow(
         "lz4",
@@ -393,6 +403,7 @@ CODEC_TABLE: tuple[CodecRow, ...] = (
         hdf5_encode=lambda o: (int(o["nbytes"]),),
         hdf5_decode=lambda cd: {"nbytes": int(cd[0]) if cd else 0},
         **_simple_zarr("lz4", "acceleration"),
+        portable=frozenset({"zarr2"}),
     ),
     CodecRow(
         "zstd",
@@ -414,6 +425,7 @@ CODEC_TABLE: tuple[CodecRow, ...] = (
         hdf5_encode=lambda o: (int(o["level"]) & 0xFFFFFFFF,),
         hdf5_decode=lambda cd: {"level": _signed(cd[0]) if cd else 3},
         **_simple_zarr("zstd", "level", "checksum"),
+        portable=frozenset({"zarr2", "zarr3"}),
     ),
     CodecRow(
         "zfp",
@@ -498,6 +510,7 @@ CODEC_TABLE: tuple[CodecRow, ...] = (
         scalar="level",
         notes="Not HDF5 'gzip' (a zlib stream): to HDF5 it is a transcode (fallback='zlib').",
         **_simple_zarr("gzip", "level"),
+        portable=frozenset({"zarr2", "zarr3"}),
     ),
     CodecRow(
         "lzma",
@@ -517,6 +530,7 @@ CODEC_TABLE: tuple[CodecRow, ...] = (
         zarr_v3="crc32c",
         zarr_ids=("crc32c",),
         **_pass_zarr("crc32c"),
+        portable=frozenset({"zarr3"}),
     ),
     CodecRow(
         "crc32",

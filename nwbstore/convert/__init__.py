@@ -4,5 +4,6 @@ from __future__ import annotations
 
 from nwbstore.convert.engine import SettingsOverride, convert
 from nwbstore.convert.report import ConversionReport
+from nwbstore.convert.truncation import truncate
 
-__all__ = ["ConversionReport", "SettingsOverride", "convert"]
+__all__ = ["ConversionReport", "SettingsOverride", "convert", "truncate"]

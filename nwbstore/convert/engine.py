@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 
 from nwbstore.convert import marker
-from nwbstore.convert.chunks_option import ChunksOption, chunks_for
+from nwbstore.convert.chunks_option import ChunksOption
 from nwbstore.convert.chunks_option import check_paths as check_chunk_paths
 from nwbstore.convert.data import copy_values
 from nwbstore.convert.locations import (
@@ -27,21 +27,23 @@ from nwbstore.convert.locations import (
     resolve_link_url,
     sibling_url,
 )
+from nwbstore.convert.plan import (
+    CodecsMode,
+    ConversionPlan,
+    PlanOptions,
+    SettingsOverride,
+    dest_shape,
+    destination_format,
+    plan_conversion,
+)
 from nwbstore.convert.report import ConversionReport
+from nwbstore.convert.truncation import TruncationPlan, plan_truncation
 from nwbstore.dtypes import is_reference_dtype
 from nwbstore.errors import NwbStoreError, StoreExistsError
 from nwbstore.links import ExternalLink, Reference, SoftLink
 from nwbstore.nodes import Dataset, Group, Store
-from nwbstore.settings import DatasetSettings
 
 __all__ = ["SettingsOverride", "convert"]
-
-SettingsOverride = (
-    DatasetSettings
-    | Mapping[str, DatasetSettings]
-    | Callable[[str, DatasetSettings], DatasetSettings | None]
-    | None
-)
 
 _HDF5_SUFFIX = ".nwb"
 _ZARR_SUFFIX = ".nwb.zarr"
@@ -83,97 +85,16 @@ class _Job:
     progress: Any
     exits: ExitStack
     completed: set[str]
+    plan: ConversionPlan
     deferred: list[Callable[[], None]] = dataclasses.field(default_factory=list)
     converted: dict[str, str] = dataclasses.field(default_factory=dict)
     cluster: Any = None  # a DistributedCopier when scheduler= is given
+    truncation: TruncationPlan | None = None  # kept lengths when first_n is given
 
 
-def _destination_settings(job: _Job, path: str, src: Dataset) -> DatasetSettings | None:
-    from nwbstore.defaults import default_settings
-
-    base = src.settings
-    user = job.settings
-    chosen: DatasetSettings | None = None
-    if isinstance(user, DatasetSettings):
-        chosen = user
-    elif isinstance(user, Mapping):
-        chosen = user.get(path) or user.get(path.lstrip("/"))
-    elif callable(user):
-        chosen = user(path, base)
-    new = chosen if chosen is not None else base
-    override = None
-    if job.compression is not None and chosen is None:
-        name, _, level = job.compression.partition(":")
-        if name == "gzip" and job.dst.format == "hdf5":
-            name = "zlib"  # what HDF5 users mean by gzip (a zlib stream)
-        override = (None if name in ("none", "") else name, int(level) if level else None)
-    if new.fill_value is not None and (src.dtype.names is not None or src.dtype.kind in "OSU"):
-        # record and string fill values have no portable form; both backends default to empty
-        new = new.replace(fill_value=None)
-    if src.ndim == 0:
-        return new.replace(
-            chunks=None,
-            shards=None,
-            maxshape=None,
-            filters=(),
-            shuffle=False,
-            compression=None,
-            checksum=False,
-        )
-    shape = _dest_shape(job, src)
-    dst_backend: Literal["hdf5", "zarr"] = "hdf5" if job.dst.format == "hdf5" else "zarr"
-    needs_chunks = new.chunks is None and (dst_backend == "zarr" or bool(override and override[0]))
-    wanted = chunks_for(path, src.ndim, job.chunks)  # --chunks: matching rank or path only
-    if wanted == "auto" or needs_chunks:
-        auto = default_settings(shape, src.dtype, backend=dst_backend, zarr_format=job.zarr_format)
-        new = new.replace(chunks=auto.settings.chunks, shards=auto.settings.shards)
-    if isinstance(wanted, tuple):
-        new = new.replace(chunks=wanted, shards=None)
-    if dst_backend == "hdf5" or job.zarr_format == 2:
-        new = new.replace(shards=None)
-    if new.chunks is not None:
-        # never ask for a chunk longer than the data on an axis with a fixed size
-        limits = new.maxshape or tuple(shape)
-        clipped = tuple(
-            min(c, max(s, 1)) if lim is not None else c
-            for c, s, lim in zip(new.chunks, shape, limits, strict=True)
-        )
-        if clipped != tuple(new.chunks):
-            new = new.replace(chunks=clipped, shards=None)
-    if override is not None:
-        new = new.replace(compression=override[0], compression_opts=override[1])
-    if job.first_n is not None and new.maxshape is not None:
-        new = new.replace(maxshape=None)
-    # apply the fallback now, so an unmappable codec fails before anything is written
-    new = _adapted(job, path, new, src.dtype)
-    return new
-
-
-def _adapted(
-    job: _Job, path: str, settings: DatasetSettings, dtype: np.dtype[Any]
-) -> DatasetSettings:
-    from nwbstore.codecs import adapt_pipeline
-
-    target: Literal["hdf5", "zarr"] = "hdf5" if job.dst.format == "hdf5" else "zarr"
-    pipeline = adapt_pipeline(
-        settings.pipeline, target, where=f"dataset {path!r}", fallback=job.fallback
-    )
-    if pipeline == settings.pipeline:
-        return settings
-    return DatasetSettings.from_pipeline(
-        pipeline,
-        chunks=settings.chunks,
-        shards=settings.shards,
-        fill_value=settings.fill_value,
-        maxshape=settings.maxshape,
-    )
-
-
-def _dest_shape(job: _Job, src: Dataset) -> tuple[int, ...]:
-    shape = tuple(src.shape)
-    if job.first_n is not None and shape:
-        shape = (min(shape[0], job.first_n), *shape[1:])
-    return shape
+def _kept_length(job: _Job, src: Dataset) -> int | None:
+    """Entries of ``src`` kept along axis 0 (truncation), or None when copied whole."""
+    return job.truncation.kept_length(src) if job.truncation is not None else None
 
 
 def _copy_attrs(job: _Job, src_node: Group | Dataset, dst_node: Group | Dataset) -> None:
@@ -196,8 +117,9 @@ def _copy_attrs(job: _Job, src_node: Group | Dataset, dst_node: Group | Dataset)
 
 def _copy_dataset(job: _Job, src: Dataset, parent: Group, name: str) -> None:
     path = src.name
-    settings = _destination_settings(job, path, src)
-    shape = _dest_shape(job, src)
+    settings = job.plan.settings_for(src)
+    shape = dest_shape(src, job.truncation)
+    kept = _kept_length(job, src)
     if name in parent:
         dst = parent[name]  # resuming: the dataset exists from the interrupted run
         assert isinstance(dst, Dataset)
@@ -213,19 +135,19 @@ def _copy_dataset(job: _Job, src: Dataset, parent: Group, name: str) -> None:
     if _dtype_has_references(src.dtype):
 
         def write_ref_values() -> None:
-            copy_values(src, dst, job.report, jobs=1, raw=False, first_n=job.first_n)
+            copy_values(src, dst, job.report, jobs=1, raw=False, first_n=kept)
             job.report.references += int(np.prod(shape)) if shape else 1
 
         job.deferred.append(write_ref_values)
         return
-    if src.size and job.cluster is not None and job.first_n is None:
+    if src.size and job.cluster is not None and kept is None:
         dst.store.flush()
         job.cluster.copy(src, dst, job.report, raw=job.raw)
         if tick is not None:
             tick(src.nbytes)
     elif src.size:
         all_raw = copy_values(
-            src, dst, job.report, jobs=job.jobs, raw=job.raw, on_progress=tick, first_n=job.first_n
+            src, dst, job.report, jobs=job.jobs, raw=job.raw, on_progress=tick, first_n=kept
         )
         if all_raw:
             job.report.datasets_raw.append(path)
@@ -309,6 +231,9 @@ def _convert_target(job: _Job, target: str, fmt: str) -> str:
             target,
             new,
             links="keep",
+            fallback=job.plan.options.fallback,
+            strict=job.plan.options.strict,
+            codecs=job.plan.options.codecs,
             zarr_format=job.zarr_format,
             jobs=job.jobs,
             progress=False,
@@ -347,6 +272,8 @@ def convert(
     compression: str | None = None,
     chunks: ChunksOption = None,
     fallback: str | None = None,
+    strict: bool = False,
+    codecs: CodecsMode = None,
     zarr_format: int = 3,
     format: str | None = None,
     jobs: int | None = None,
@@ -384,8 +311,18 @@ def convert(
         to the datasets of its rank only; a mapping of dataset path -> chunk shape; or a
         :class:`~nwbstore.convert.chunks_option.ChunksRule` (see that module).
     fallback
-        What to do with a codec that has no counterpart on the destination: ``None`` raises
-        ``UnsupportedCodecError``; a codec name transcodes to it; ``"drop"`` stores uncompressed.
+        What to do with a codec that has no counterpart on the destination: ``None`` (default)
+        uses the default transcode (see ``strict``); a codec name transcodes to it; ``"drop"``
+        stores uncompressed. An explicit fallback wins over ``strict``.
+    strict
+        Raise ``UnsupportedCodecError`` (before the destination is created) for a codec with
+        no counterpart, instead of transcoding it to the closest standard codec
+        (:data:`nwbstore.codecs.DEFAULT_TRANSCODES`; listed in
+        ``report.transcoded_codecs`` and a ``CodecTranscodedWarning``).
+    codecs
+        ``"portable"``: write only codecs every reader of the destination format decodes
+        (Zarr v3 core codecs; Zarr v2 standard compressors without filters; HDF5 built-in
+        filters), transcoding where needed. ``None`` keeps the source's codecs.
     zarr_format
         3 (default) or 2 for a Zarr destination.
     jobs
@@ -404,7 +341,10 @@ def convert(
     raw
         Copy stored chunks without decoding where the codec pipelines are byte-compatible.
     first_n
-        Keep only the first ``first_n`` entries of each dataset along its first axis.
+        Write a truncated copy: tables keep their first ``first_n`` rows and time series their
+        first ``first_n`` samples, with indexes, regions and electrode tables kept consistent
+        (see :func:`nwbstore.convert.truncation.plan_truncation`); a store that is not NWB
+        keeps the first ``first_n`` entries of every dataset.
     allow_pickle
         Read legacy Pickle-encoded source arrays (hdmf-zarr <= 0.13) with nwbstore's
         non-executing decoder (see :func:`nwbstore.open`); they are written as ordinary
@@ -442,6 +382,23 @@ def convert(
             )
         )
         check_chunk_paths(chunks, source.root)
+        # decided before the destination is touched: kept lengths of a truncated copy
+        truncation = plan_truncation(source, first_n) if first_n is not None else None
+        plan = plan_conversion(
+            source.root,
+            PlanOptions(
+                dst_format=destination_format(dst_url, format),
+                zarr_format=zarr_format,
+                settings=settings,
+                compression=compression,
+                chunks=chunks,
+                fallback=fallback,
+                strict=strict,
+                codecs=codecs,
+                first_n=first_n,
+                truncation=truncation,
+            ),
+        )
         if overwrite and not resume:
             remove(dst_url, options)
         target, completed = marker.begin(dst_url, format, zarr_format, options, resume=resume)
@@ -450,9 +407,8 @@ def convert(
         if progress:
             from tqdm.auto import tqdm
 
-            bar = exits.enter_context(
-                tqdm(total=_total_bytes(source.root), unit="B", unit_scale=True, desc="convert")
-            )
+            total = truncation.kept_bytes(source.root) if truncation else _total_bytes(source.root)
+            bar = exits.enter_context(tqdm(total=total, unit="B", unit_scale=True, desc="convert"))
         job = _Job(
             src=source,
             dst=dest,
@@ -470,7 +426,11 @@ def convert(
             progress=bar,
             exits=exits,
             completed=completed,
+            truncation=truncation,
+            plan=plan,
         )
+        if truncation is not None:
+            report.truncated = truncation.summary()
         if scheduler is not None:
             from nwbstore.convert.distributed import DistributedCopier
 
@@ -481,5 +441,7 @@ def convert(
             step()
         marker.finish(dest)
     marker.publish(dst_url, options)
+    report.transcoded_codecs = list(plan.transcoded)
+    plan.warn()
     report.seconds = time.perf_counter() - started
     return report

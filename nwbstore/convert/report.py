@@ -37,9 +37,16 @@ class ConversionReport:
         Links whose target could not be found (reported, kept as links).
     dropped
         Anything left out on request, with the reason.
+    transcoded_codecs
+        Datasets whose codecs changed, as ``(dataset, source, target, reason)`` tuples
+        (:class:`~nwbstore.convert.plan.TranscodedCodec`): codecs without counterpart on the
+        destination (default transcodes), ``codecs="portable"`` rewrites and ``fallback=``.
     unpickled
         Source datasets decoded from the legacy Pickle codec (``allow_pickle=True``); the
         destination holds them as plain strings, references or records.
+    truncated
+        For a truncated copy (``first_n``): rows each cut table keeps, and how many datasets
+        were shortened.
     seconds
         Wall time.
     """
@@ -62,6 +69,8 @@ class ConversionReport:
     broken_links: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
     unpickled: list[str] = field(default_factory=list)
+    truncated: list[str] = field(default_factory=list)
+    transcoded_codecs: list[Any] = field(default_factory=list)
     seconds: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -77,11 +86,16 @@ class ConversionReport:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict of the report."""
-        return {
+        out = {
             f.name: list(v) if isinstance(v := getattr(self, f.name), list) else v
             for f in fields(self)
             if f.name != "_lock"
         }
+        out["transcoded_codecs"] = [
+            dict(zip(("dataset", "source", "target", "reason"), item, strict=True))
+            for item in self.transcoded_codecs
+        ]
+        return out
 
     def __str__(self) -> str:
         lines = [
@@ -94,12 +108,15 @@ class ConversionReport:
             f"  bytes read {self.bytes_read / 1e6:.2f} MB, "
             f"written {self.bytes_written / 1e6:.2f} MB",
         ]
+        transcoded = [f"{d}: {a} -> {b} ({why})" for d, a, b, why in self.transcoded_codecs]
         for title, items in (
             ("resolved external links", self.resolved_links),
             ("converted link targets", self.converted_targets),
             ("broken links", self.broken_links),
             ("dropped", self.dropped),
             ("decoded from Pickle (no code run)", self.unpickled),
+            ("truncated", self.truncated),
+            ("codecs transcoded", transcoded),
         ):
             if items:
                 lines.append(f"  {title}:")
