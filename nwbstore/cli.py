@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
+import select
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+from nwbstore.cli_types import (
+    byte_size,
+    chunks_value,
+    compression_value,
+    json_options,
+    positive_int,
+)
+from nwbstore.convert.chunks_option import parse_chunks
 from nwbstore.errors import NwbStoreError
 
 __all__ = ["main"]
 
 
 def _storage_options(args: argparse.Namespace) -> dict[str, Any]:
-    opts: dict[str, Any] = json.loads(args.storage_options) if args.storage_options else {}
+    opts: dict[str, Any] = dict(args.storage_options or {})
     if args.endpoint_url:
         opts["endpoint_url"] = args.endpoint_url
     return opts
@@ -29,6 +40,8 @@ def _open(args: argparse.Namespace) -> Any:
         format=args.format,
         storage_options=_storage_options(args),
         allow_pickle=getattr(args, "allow_pickle", False),
+        memb_size=args.memb_size,
+        allow_incomplete=args.allow_incomplete,
     )
 
 
@@ -102,17 +115,6 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_chunks(text: str | None) -> str | tuple[int, ...] | None:
-    if text is None or text == "auto":
-        return text
-    try:
-        return tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--chunks {text!r}: give 'auto' or comma-separated integers such as 1000,16"
-        ) from None
-
-
 def _cmd_convert(args: argparse.Namespace, *, first_n: int | None = None) -> int:
     from nwbstore.convert import convert
 
@@ -122,7 +124,7 @@ def _cmd_convert(args: argparse.Namespace, *, first_n: int | None = None) -> int
         args.dst,
         links=args.links,
         compression=args.compression,
-        chunks=_parse_chunks(args.chunks),
+        chunks=parse_chunks(args.chunks or ()),
         fallback=args.fallback,
         strict=args.strict,
         codecs="portable" if args.portable else None,
@@ -137,22 +139,28 @@ def _cmd_convert(args: argparse.Namespace, *, first_n: int | None = None) -> int
         raw=not args.no_raw,
         first_n=first_n,
         allow_pickle=args.allow_pickle,
+        source_memb_size=args.memb_size,
+        allow_incomplete_source=args.allow_incomplete,
     )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     elif not args.quiet:
         print(report)
-    if args.verify:
-        result = (
-            _verify(args.src, args.dst, opts, args.links, args.allow_pickle)
-            if first_n is None
-            else None
-        )
-        if result is not None:
-            print(result)
-            return 0 if result.ok else 1
-        if first_n is not None:
-            print("nwbstore truncate: --verify compares whole copies; skipped", file=sys.stderr)
+    if args.verify and first_n is None:
+        result = _verify(args, opts)
+        print(result)
+        if not result.ok:
+            from nwbstore.convert.marker import mark_incomplete
+
+            mark_incomplete(args.dst, opts, f"verify found {len(result.differences)} differences")
+            print(
+                f"nwbstore {args.command}: verification failed: {args.dst} is marked incomplete "
+                "(convert again with --overwrite; inspect it with --allow-incomplete)",
+                file=sys.stderr,
+            )
+            return 1
+    if args.verify and first_n is not None:
+        print("nwbstore truncate: --verify compares whole copies; skipped", file=sys.stderr)
     return 0
 
 
@@ -170,15 +178,35 @@ def _cmd_truncate(args: argparse.Namespace) -> int:
     return _cmd_convert(args, first_n=args.n)
 
 
-def _verify(src: str, dst: str, opts: dict[str, Any], links: str, allow_pickle: bool) -> Any:
+def _verify(args: argparse.Namespace, opts: dict[str, Any]) -> Any:
     import nwbstore
 
-    with nwbstore.open(src, "r", storage_options=opts, allow_pickle=allow_pickle) as source:
-        return nwbstore.verify(source, dst, storage_options=opts, links=links)
+    def family_size(url: str) -> int | None:  # --memb-size applies to %d family patterns only
+        return args.memb_size if "%" in os.path.basename(url) else None
+
+    allow_incomplete = getattr(args, "allow_incomplete", False)
+    with (
+        nwbstore.open(
+            args.src,
+            "r",
+            storage_options=opts,
+            allow_pickle=args.allow_pickle,
+            memb_size=family_size(args.src),
+            allow_incomplete=allow_incomplete,
+        ) as source,
+        nwbstore.open(
+            args.dst,
+            "r",
+            storage_options=opts,
+            memb_size=family_size(args.dst),
+            allow_incomplete=allow_incomplete,
+        ) as dest,
+    ):
+        return nwbstore.verify(source, dest, storage_options=opts, links=args.links)
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    result = _verify(args.src, args.dst, _storage_options(args), args.links, args.allow_pickle)
+    result = _verify(args, _storage_options(args))
     print(result)
     return 0 if result.ok else 1
 
@@ -210,15 +238,37 @@ _ALLOW_PICKLE_HELP = (
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="nwbstore", description="Inspect and convert NWB files in HDF5 and Zarr."
+        prog="nwbstore",
+        description="Inspect and convert NWB files in HDF5 and Zarr.",
+        epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
+
+    def add_remote(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--endpoint-url", help="S3 endpoint (else AWS_ENDPOINT_URL)")
+        p.add_argument(
+            "--storage-options", type=json_options, help="JSON object of fsspec/s3fs options"
+        )
+
+    def add_reading(p: argparse.ArgumentParser, of: str = "an input") -> None:
+        p.add_argument(
+            "--memb-size",
+            type=byte_size,
+            help=f"member size of {of} that is an HDF5 family (raw_%%d.h5), e.g. 2GiB; "
+            "read from the file when omitted",
+        )
+        p.add_argument(
+            "--allow-incomplete",
+            action="store_true",
+            help=f"read {of} marked incomplete (an unfinished or failed conversion)",
+        )
 
     def add_source(p: argparse.ArgumentParser) -> None:
         p.add_argument("url", help="path or URL (s3://..., https://..., memory://...)")
         p.add_argument("--format", choices=["hdf5", "zarr"], help="skip format detection")
-        p.add_argument("--endpoint-url", help="S3 endpoint (else AWS_ENDPOINT_URL)")
-        p.add_argument("--storage-options", help="JSON dict of fsspec/s3fs options")
+        add_reading(p)
+        add_remote(p)
 
     p = sub.add_parser("info", help="summary of a file or store")
     add_source(p)
@@ -243,8 +293,18 @@ def _build_parser() -> argparse.ArgumentParser:
         p.add_argument("--format", choices=["hdf5", "zarr"], help="destination format")
         p.add_argument("--zarr-format", type=int, choices=[2, 3], default=3)
         p.add_argument("--links", choices=["keep", "resolve"], default="keep")
-        p.add_argument("--compression", help="codec for every dataset, e.g. zstd:5 or gzip:4")
-        p.add_argument("--chunks", help="'auto' or a chunk shape such as 1000,16")
+        p.add_argument(
+            "--compression",
+            type=compression_value,
+            help="codec for every dataset, e.g. zstd:5 or gzip:4",
+        )
+        p.add_argument(
+            "--chunks",
+            type=chunks_value,
+            action="append",
+            help="'auto', a chunk shape such as 1000,16 (applied to datasets of that rank "
+            "only), or PATH=1000,16 for one dataset; repeatable",
+        )
         p.add_argument("--fallback", help="codec to use where one has no counterpart, or 'drop'")
         p.add_argument(
             "--strict",
@@ -257,7 +317,7 @@ def _build_parser() -> argparse.ArgumentParser:
             help="write only codecs every reader decodes (Zarr v3 core codecs; Zarr v2 "
             "standard compressors, no filters; HDF5 built-in filters)",
         )
-        p.add_argument("--jobs", type=int, help="worker threads")
+        p.add_argument("--jobs", type=positive_int("--jobs"), help="worker threads")
         p.add_argument("--scheduler", help="Dask distributed scheduler address")
         p.add_argument("--overwrite", action="store_true", help="replace an existing destination")
         p.add_argument("--resume", action="store_true", help="continue an interrupted run")
@@ -266,8 +326,8 @@ def _build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print the report as JSON")
         p.add_argument("--allow-pickle", action="store_true", help=_ALLOW_PICKLE_HELP)
         p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or report")
-        p.add_argument("--endpoint-url", help="S3 endpoint (else AWS_ENDPOINT_URL)")
-        p.add_argument("--storage-options", help="JSON dict of fsspec/s3fs options")
+        add_reading(p, of="a source")
+        add_remote(p)
 
     p = sub.add_parser("convert", help="convert between HDF5 and Zarr (any to any)")
     add_convert_options(p)
@@ -292,8 +352,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("dst")
     p.add_argument("--links", choices=["keep", "resolve"], default="keep")
     p.add_argument("--allow-pickle", action="store_true", help=_ALLOW_PICKLE_HELP)
-    p.add_argument("--endpoint-url", help="S3 endpoint (else AWS_ENDPOINT_URL)")
-    p.add_argument("--storage-options", help="JSON dict of fsspec/s3fs options")
+    add_reading(p)
+    add_remote(p)
     p.set_defaults(func=_cmd_verify)
 
     p = sub.add_parser("links", help="list links and references; exit 1 if any is broken")
@@ -306,21 +366,69 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_EXIT_CODES = """exit status:
+  0    success (verify, links: no difference, nothing broken)
+  1    verify found differences, links found broken links, or a --verify failed
+  2    bad input or usage: a missing, damaged or unreadable file or store, an S3 error,
+       a bad option value
+  130  interrupted (Ctrl-C)"""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status (0 ok, 1 differences, 2 bad input)."""
     parser = _build_parser()
     args = parser.parse_args(argv)
+    command = f"nwbstore {args.command}"
     try:
         return int(args.func(args))
     except NwbStoreError as err:
-        print(f"nwbstore {args.command}: error: {err}", file=sys.stderr)
+        print(f"{command}: error: {_one_line(err)}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as err:
+        if isinstance(err, BrokenPipeError) and _stdout_closed():
+            return 0  # `nwbstore tree x | head`: the reader has all it wanted
+        if os.environ.get("NWBSTORE_TRACEBACK"):
+            raise
+        if isinstance(err, OSError) and err.errno is not None:  # the file system refused
+            print(f"{command}: error: {_one_line(err)}", file=sys.stderr)
+        else:
+            print(
+                f"{command}: error: {type(err).__name__}: {_one_line(err)} "
+                "(set NWBSTORE_TRACEBACK=1 to see where)",
+                file=sys.stderr,
+            )
         return 2
     except KeyboardInterrupt:
         from nwbstore.convert.resuming import resume_hint
 
         hint = resume_hint(None, args.dst) if hasattr(args, "dst") else "interrupted"
-        print(f"nwbstore {args.command}: {hint}", file=sys.stderr)
+        print(f"{command}: {hint}", file=sys.stderr)
         return 130
+
+
+def _one_line(err: BaseException) -> str:
+    """The message on one line, without the ``user:password@`` of any URL in it."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    return re.sub(r"(\w+://)[^/@\s\"']+@", r"\1", text)
+
+
+def _stdout_closed() -> bool:
+    """True if stdout's reader went away; stdout is then pointed at devnull, so the
+    interpreter's final flush stays quiet (as the Python docs on SIGPIPE recommend)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError, AttributeError):
+        return False  # stdout without a file descriptor: the broken pipe was another one
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        broken = any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
+    except (AttributeError, OSError):  # no poll() on this platform: trust the exception
+        broken = True
+    if broken:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+    return broken
 
 
 if __name__ == "__main__":

@@ -8,9 +8,13 @@ so existing ``except`` clauses keep working.
 from __future__ import annotations
 
 __all__ = [
+    "AccessDeniedError",
+    "BucketNotFoundError",
     "CodecTranscodedWarning",
     "ContainsNodeError",
     "CorruptChunkError",
+    "CorruptStoreError",
+    "EndpointUnreachableError",
     "IncompleteStoreError",
     "LinkTargetConflictError",
     "MissingDependencyError",
@@ -40,6 +44,18 @@ class NwbStoreWarning(UserWarning):
 
 class StoreNotFoundError(NwbStoreError, FileNotFoundError):
     """The file, directory, bucket or object named by a URL does not exist."""
+
+
+class BucketNotFoundError(StoreNotFoundError):
+    """The object-storage bucket named by a URL does not exist at the endpoint."""
+
+
+class EndpointUnreachableError(NwbStoreError, ConnectionError):
+    """The object-storage endpoint could not be reached (connection refused, DNS, timeout)."""
+
+
+class AccessDeniedError(NwbStoreError, PermissionError):
+    """The object store refused the request: access denied, invalid or missing credentials."""
 
 
 class StoreExistsError(NwbStoreError, FileExistsError):
@@ -119,7 +135,11 @@ class PickleRefusedError(NwbStoreError, ValueError):
     """Input carries a Pickle codec; nwbstore never executes pickled data unless asked to."""
 
 
-class CorruptChunkError(NwbStoreError, OSError):
+class CorruptStoreError(NwbStoreError, OSError):
+    """A store's metadata is damaged: HDF5 superblock or object headers, Zarr JSON documents."""
+
+
+class CorruptChunkError(CorruptStoreError):
     """A stored chunk could not be read or decoded."""
 
 

@@ -5,6 +5,7 @@ Data are compared block by block, so memory stays bounded by one block per side.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -93,24 +94,81 @@ def _equal(a: Any, b: Any) -> bool:
 
 def _compare_values(src: Dataset, dst: Dataset, report: VerifyReport) -> None:
     if src.ndim == 0:
-        if not _equal(src[()], dst[()]):
-            report.differences.append(
-                f"{src.name}: scalar value differs ({src[()]!r} vs {dst[()]!r})"
-            )
+        try:
+            a0, b0 = src[()], dst[()]
+        except OSError as err:  # a damaged store: CorruptChunkError, h5py's read errors
+            report.differences.append(f"{src.name}: value cannot be read ({err})")
+            return
+        if not _equal(a0, b0):
+            report.differences.append(f"{src.name}: scalar value differs ({a0!r} vs {b0!r})")
         report.elements += 1
         return
     block = _block_shape(src, src)
     for sel in iter_blocks(src.shape, block):
-        a, b = src[sel], dst[sel]
+        where = ", ".join(f"{s.start}:{s.stop}" for s in sel)
+        try:
+            a = _read_block(src, sel, "source")
+            b = _read_block(dst, sel, "destination")
+        except _Unreadable as err:
+            report.differences.append(f"{src.name}: {err}")
+            return
         report.elements += int(np.size(a))
         if a.dtype.names is not None:
             same = all(_equal(a[n], b[n]) for n in a.dtype.names)
         else:
             same = _equal(a, b)
         if not same:
-            where = ", ".join(f"{s.start}:{s.stop}" for s in sel)
-            report.differences.append(f"{src.name}: values differ in block [{where}]")
+            report.differences.append(
+                f"{src.name}: values differ in block [{where}]{_first_difference(a, b, sel, dst)}"
+            )
             return
+
+
+class _Unreadable(Exception):
+    """A block of one side could not be read (damaged chunk); the message says where."""
+
+
+def _read_block(ds: Dataset, sel: tuple[slice, ...], side: str) -> Any:
+    """``ds[sel]``; a damaged chunk becomes ``_Unreadable`` naming its chunk index."""
+    try:
+        return ds[sel]
+    except OSError as err:  # CorruptChunkError, or h5py's "filter returned failure"
+        chunks = ds.chunks
+        if chunks is not None:
+            grid = [range(s.start // c, -(-s.stop // c)) for s, c in zip(sel, chunks, strict=True)]
+            for index in itertools.product(*grid):
+                part = tuple(
+                    slice(i * c, min((i + 1) * c, n))
+                    for i, c, n in zip(index, chunks, ds.shape, strict=True)
+                )
+                try:
+                    ds[part]
+                except OSError as chunk_err:
+                    raise _Unreadable(
+                        f"chunk index {index} cannot be read in the {side} ({chunk_err})"
+                    ) from None
+        raise _Unreadable(f"block cannot be read in the {side} ({err})") from None
+
+
+def _first_difference(a: Any, b: Any, sel: tuple[slice, ...], dst: Dataset) -> str:
+    """``", first in chunk index (i, ...)"`` for the first differing element, if found."""
+    try:
+        if a.dtype.names is not None:
+            a, b = a[a.dtype.names[0]], b[b.dtype.names[0]]
+        a_arr, b_arr = np.asarray(a), np.asarray(b)
+        if a_arr.dtype.kind in "fc":
+            differ = ~((a_arr == b_arr) | (np.isnan(a_arr) & np.isnan(b_arr)))
+        else:
+            differ = a_arr != b_arr
+        where = np.argwhere(differ)
+        chunks = dst.chunks
+        if not len(where) or chunks is None:
+            return ""
+        element = tuple(int(i) + s.start for i, s in zip(where[0], sel, strict=True))
+        index = tuple(e // c for e, c in zip(element, chunks, strict=True))
+    except (TypeError, ValueError):  # values numpy cannot compare element by element
+        return ""
+    return f", first at element {element} in chunk index {index} of the destination"
 
 
 def _compare_attrs(src: Group | Dataset, dst: Group | Dataset, report: VerifyReport) -> None:

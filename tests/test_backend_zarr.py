@@ -17,6 +17,7 @@ from nwbstore import ExternalLink, Reference, SoftLink, reference_dtype, string_
 from nwbstore.backends.zarr import ZarrStore
 from nwbstore.errors import (
     ContainsNodeError,
+    EndpointUnreachableError,
     NodeNotFoundError,
     PickleRefusedError,
     ReadOnlyError,
@@ -538,7 +539,8 @@ def test_s3_unreachable_endpoint_fails_fast() -> None:
         "skip_instance_cache": True,
     }
     start = time.monotonic()
-    with pytest.raises(StoreNotFoundError, match=r"127\.0\.0\.1:9"):
+    # a network failure, not a missing store (issue 8): its own class, a ConnectionError
+    with pytest.raises(EndpointUnreachableError, match=r"127\.0\.0\.1:9"):
         ZarrStore.open_url("s3://bucket/f.zarr", "r", storage_options=opts)
     assert time.monotonic() - start < 15
 

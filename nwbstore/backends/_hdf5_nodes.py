@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import h5py
 import numpy as np
 
+from nwbstore.backends._damage import corrupt_hdf5
 from nwbstore.backends._hdf5_attrs import HDF5Attributes
 from nwbstore.backends._hdf5_types import (
     decode_value,
@@ -62,7 +63,9 @@ class HDF5Group(Group):
         store: HDF5Store = self.store  # type: ignore[assignment]
         try:
             obj = self._g[name]
-        except (KeyError, OSError):
+        except (KeyError, OSError) as err:
+            if _exists(self._g, name):  # it is there, but its object header cannot be read
+                raise corrupt_hdf5(self._where(name), err) from None
             raise self._missing(name) from None
         if isinstance(obj, h5py.Group):
             return HDF5Group(store, path, obj)
@@ -296,3 +299,12 @@ class HDF5Dataset(Dataset):
                 f"cannot resize dataset {self.name!r} in {self.store.url}: {err} "
                 "(create it with settings that give chunks and a maxshape)"
             ) from None
+
+
+def _exists(group: h5py.Group, name: str) -> bool:
+    """True if ``name`` is a hard link in ``group``: its object is there, so a failure to
+    open it is damage (a dangling soft or external link is merely missing)."""
+    try:
+        return isinstance(group.get(name, getlink=True), h5py.HardLink)
+    except (KeyError, OSError, RuntimeError):
+        return False

@@ -4,29 +4,43 @@ Before a remote store is opened (or its format sniffed), one request is made thr
 filesystem built from the caller's ``storage_options`` with retries turned down and a short
 connect timeout. Failures become nwbstore's errors right away: a missing fsspec
 implementation is a :class:`~nwbstore.errors.MissingDependencyError` naming the extra to
-install, an unreachable endpoint or a missing bucket a
-:class:`~nwbstore.errors.StoreNotFoundError` naming it, never a botocore traceback after
-seconds or minutes of retries.
+install; an unreachable endpoint an :class:`~nwbstore.errors.EndpointUnreachableError`,
+a 403 or missing credentials an :class:`~nwbstore.errors.AccessDeniedError`, a missing
+bucket a :class:`~nwbstore.errors.BucketNotFoundError`, each naming the URL and what to do,
+never a botocore traceback after seconds or minutes of retries. Credentials never appear
+in these messages.
 """
 
 from __future__ import annotations
 
 import os
 import posixpath
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from nwbstore.errors import MissingDependencyError, ReadOnlyError, StoreNotFoundError
+from nwbstore.errors import (
+    AccessDeniedError,
+    BucketNotFoundError,
+    EndpointUnreachableError,
+    MissingDependencyError,
+    NwbStoreError,
+    ReadOnlyError,
+    StoreNotFoundError,
+)
 
 __all__ = [
     "PROBE_CONNECT_TIMEOUT",
+    "access_denied",
     "denied_write",
     "endpoint_of",
     "list_root",
     "probe_filesystem",
     "probe_url",
     "stat_path",
+    "translate_s3_error",
+    "unreachable",
 ]
 
 #: Seconds to wait for a connection when probing an S3 endpoint.
@@ -98,28 +112,126 @@ def probe_filesystem(protocol: str, storage_options: Mapping[str, Any]) -> Any:
     return fs
 
 
+def _safe_endpoint(options: Mapping[str, Any]) -> str:
+    """:func:`endpoint_of` without any ``user:password@`` part (never show credentials)."""
+    endpoint = endpoint_of(options)
+    scheme, sep, rest = endpoint.partition("://")
+    if sep and "@" in rest.split("/", 1)[0]:
+        rest = rest.split("@", 1)[1]
+    return f"{scheme}{sep}{rest}"
+
+
+def _is_network_error(err: BaseException) -> bool:
+    """True for connection refused, DNS failure and timeouts, as botocore/aiohttp raise them."""
+    if isinstance(err, (ConnectionError, TimeoutError)):
+        return True
+    try:
+        from botocore import exceptions as bce
+    except ImportError:  # pragma: no cover - s3fs always brings botocore
+        bce = None
+    if bce is not None and isinstance(
+        err, (bce.ConnectionError, bce.HTTPClientError, bce.ConnectionClosedError)
+    ):
+        return True
+    try:
+        import aiohttp
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(err, (aiohttp.ClientConnectionError, aiohttp.ServerTimeoutError))
+
+
+def _is_missing_credentials(err: BaseException) -> bool:
+    try:
+        from botocore.exceptions import NoCredentialsError, PartialCredentialsError
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(err, (NoCredentialsError, PartialCredentialsError))
+
+
+def _one_line(err: BaseException) -> str:
+    """``err`` on one line, without any ``user:password@`` of a URL in it."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    return _USERINFO.sub(r"\1", text)
+
+
+_USERINFO = re.compile(r"(\w+://)[^/@\s\"']+@")
+
+
+def unreachable(
+    url: str, protocol: str, options: Mapping[str, Any], err: BaseException
+) -> Exception:
+    """The error for a request to ``url`` that never reached the endpoint."""
+    if protocol in S3_PROTOCOLS:
+        where = f"the S3 endpoint {_safe_endpoint(options)}"
+        hint = (
+            "check the network, and endpoint_url in storage_options (--endpoint-url) or "
+            "AWS_ENDPOINT_URL"
+        )
+    else:
+        where, hint = f"the {protocol.upper()} server", "check the network and the URL"
+    return EndpointUnreachableError(
+        f"cannot reach {where} for {url} ({type(err).__name__}: {_one_line(err)}): {hint}"
+    )
+
+
+def access_denied(url: str, err: BaseException) -> AccessDeniedError:
+    """The error for a read of ``url`` that the object store refused (403, no credentials)."""
+    if _is_missing_credentials(err):
+        return AccessDeniedError(
+            f"no credentials to access {url} ({_one_line(err)}): pass key/secret in "
+            "storage_options (--storage-options), set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or anon=True for a public bucket"
+        )
+    return AccessDeniedError(
+        f"access to {url} was denied ({_one_line(err)}): the credentials are invalid or may "
+        "not read this bucket; check key/secret in storage_options (--storage-options) or the "
+        "AWS environment variables, and that the bucket policy allows s3:GetObject and "
+        "s3:ListBucket"
+    )
+
+
+def translate_s3_error(
+    url: str, protocol: str, options: Mapping[str, Any], err: BaseException
+) -> Exception | None:
+    """nwbstore's error for what an S3 request raised, or None if it is none of the three.
+
+    The three failures a user fixes differently get three classes:
+    :class:`~nwbstore.errors.EndpointUnreachableError` (network),
+    :class:`~nwbstore.errors.AccessDeniedError` (403, invalid or no credentials) and
+    :class:`~nwbstore.errors.BucketNotFoundError` (raised by the bucket check).
+    """
+    if isinstance(err, NwbStoreError):
+        return err
+    if isinstance(err, PermissionError) or _is_missing_credentials(err):
+        return access_denied(url, err)
+    if _is_network_error(err):
+        return unreachable(url, protocol, options, err)
+    return None
+
+
 @contextmanager
 def _probe_errors(url: str, protocol: str, options: Mapping[str, Any]) -> Iterator[None]:
     """Translate what a probe request raises; ``FileNotFoundError`` passes through."""
     try:
         yield
-    except FileNotFoundError:
+    except FileNotFoundError as err:
+        cause = err.__cause__ or err.__context__  # fsspec's HTTP filesystem hides the reason
+        if cause is not None and _is_network_error(cause):
+            raise unreachable(url, protocol, options, cause) from None
         raise
-    except PermissionError as err:
-        raise ReadOnlyError(
-            f"access to {url} was denied ({err}); check the credentials in storage_options "
-            "(key/secret) or the AWS environment variables"
-        ) from err
     except Exception as err:  # botocore/aiohttp connection errors have no common base
+        translated = translate_s3_error(url, protocol, options, err)
+        if translated is not None:
+            raise translated from None
         raise StoreNotFoundError(
-            f"cannot reach {protocol.upper()} endpoint {endpoint_of(options)} for {url}: "
-            f"{type(err).__name__}: {err}. Check endpoint_url in storage_options or "
+            f"cannot open {url} at {_safe_endpoint(options)}: {type(err).__name__}: "
+            f"{_one_line(err)}. Check the URL, and endpoint_url in storage_options or "
             "AWS_ENDPOINT_URL."
-        ) from err
+        ) from None
 
 
 def _check_bucket(fs: Any, url: str, path: str, protocol: str, options: Mapping[str, Any]) -> None:
-    """Raise ``StoreNotFoundError`` if ``path``'s S3 bucket does not exist."""
+    """Raise ``BucketNotFoundError`` if ``path``'s S3 bucket does not exist."""
     if protocol not in S3_PROTOCOLS:
         return
     bucket = path.split("/", 1)[0]
@@ -127,11 +239,16 @@ def _check_bucket(fs: Any, url: str, path: str, protocol: str, options: Mapping[
         fs.call_s3("head_bucket", Bucket=bucket)
     except PermissionError:
         return  # 403, not 404: the bucket exists, these credentials may not ask about it
-    except Exception:
-        raise StoreNotFoundError(
-            f"bucket {bucket!r} of {url} does not exist at {endpoint_of(options)}; "
-            "create it first (nwbstore does not create buckets)"
+    except FileNotFoundError:
+        raise BucketNotFoundError(
+            f"bucket {bucket!r} of {url} does not exist at {_safe_endpoint(options)}: check "
+            "the bucket name, or create the bucket first (nwbstore does not create buckets)"
         ) from None
+    except Exception as err:
+        translated = translate_s3_error(url, protocol, options, err)
+        if translated is not None:
+            raise translated from None
+        raise
 
 
 def list_root(fs: Any, url: str, path: str, protocol: str, options: Mapping[str, Any]) -> set[str]:
@@ -139,10 +256,12 @@ def list_root(fs: Any, url: str, path: str, protocol: str, options: Mapping[str,
 
     Raises
     ------
-    StoreNotFoundError
-        For a missing bucket or an unreachable endpoint.
-    ReadOnlyError
-        If access is denied.
+    BucketNotFoundError
+        For a missing bucket.
+    EndpointUnreachableError
+        If the endpoint cannot be reached (connection refused, DNS, timeout).
+    AccessDeniedError
+        If access is denied, or the credentials are invalid or missing.
     """
     try:
         with _probe_errors(url, protocol, options):
@@ -161,10 +280,12 @@ def stat_path(
 
     Raises
     ------
-    StoreNotFoundError
-        For a missing bucket or an unreachable endpoint.
-    ReadOnlyError
-        If access is denied.
+    BucketNotFoundError
+        For a missing bucket.
+    EndpointUnreachableError
+        If the endpoint cannot be reached (connection refused, DNS, timeout).
+    AccessDeniedError
+        If access is denied, or the credentials are invalid or missing.
     """
     try:
         with _probe_errors(url, protocol, options):
@@ -186,10 +307,12 @@ def probe_url(url: str, storage_options: Mapping[str, Any] | None) -> bool:
     ------
     MissingDependencyError
         If the fsspec implementation of the URL's protocol is not installed.
-    StoreNotFoundError
-        For a missing bucket or an unreachable endpoint.
-    ReadOnlyError
-        If access is denied.
+    BucketNotFoundError
+        For a missing bucket.
+    EndpointUnreachableError
+        If the endpoint cannot be reached (connection refused, DNS, timeout).
+    AccessDeniedError
+        If access is denied, or the credentials are invalid or missing.
     """
     if "::" in url:
         return True

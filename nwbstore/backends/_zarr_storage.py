@@ -22,6 +22,7 @@ from zarr.abc.store import Store as ZarrStoreABC
 from zarr.core.buffer import Buffer
 from zarr.storage import FsspecStore
 
+from nwbstore.backends._damage import check_zarr_document
 from nwbstore.backends._remote import denied_write, list_root, probe_filesystem
 from nwbstore.errors import (
     StoreExistsError,
@@ -45,6 +46,7 @@ MEMORY_STORES: dict[str, dict[str, Any]] = {}
 #: Keys at the root of a store that say which Zarr format it is.
 _V3_MARKER = "zarr.json"
 _V2_MARKERS = (".zgroup", ".zarray")
+_ROOT_DOCS = (_V3_MARKER, *_V2_MARKERS, ".zattrs")
 
 
 @contextmanager
@@ -153,16 +155,13 @@ def _check_mode(url: str, mode: str, found: int | None, names: set[str]) -> None
         )
 
 
-def _root_is_array(names: set[str], read: Any) -> bool:
+def _root_is_array(url: str, names: set[str], read: Any) -> bool:
+    """True if the root holds an array; raise ``CorruptStoreError`` for a damaged root document."""
+    docs = {key: check_zarr_document(url, key, read(key)) for key in _ROOT_DOCS if key in names}
     if ".zarray" in names:
         return True
-    if _V3_MARKER not in names:
-        return False
-    try:
-        doc = json.loads(read(_V3_MARKER) or b"{}")
-    except ValueError:
-        return False
-    return isinstance(doc, dict) and doc.get("node_type") == "array"
+    v3 = docs.get(_V3_MARKER)
+    return v3 is not None and v3.get("node_type") == "array"
 
 
 # -- local ----------------------------------------------------------------------------------
@@ -187,7 +186,9 @@ def _open_local(url: str, path: str, mode: str, zarr_format: int) -> Location:
     consolidated = (found == 2 and ".zmetadata" in names) or (
         found == 3 and _v3_consolidated(_read_file(os.path.join(path, _V3_MARKER)))
     )
-    if found is not None and _root_is_array(names, lambda k: _read_file(os.path.join(path, k))):
+    if found is not None and _root_is_array(
+        url, names, lambda k: _read_file(os.path.join(path, k))
+    ):
         raise UnknownFormatError(f"{url} holds a Zarr array at its root, not a group")
     if mode in ("w", "w-", "x") or found is None:
         os.makedirs(path, exist_ok=True)
@@ -224,6 +225,8 @@ def _open_memory(url: str, name: str, mode: str, zarr_format: int) -> Location:
     names = {k for k in (data or {}) if "/" not in k}
     found, consolidated = _format_from_names(names)
     _check_mode(url, mode, found, names)
+    if found is not None and data is not None:
+        _root_is_array(url, names, lambda k: _buffer_bytes(data.get(k)))
     if found == 3 and data is not None:
         consolidated = _v3_consolidated(_buffer_bytes(data.get(_V3_MARKER)))
     if data is None:
@@ -307,7 +310,7 @@ def _open_fsspec(
             return None
 
     if found is not None:
-        if _root_is_array(names, read):
+        if _root_is_array(url, names, read):
             raise UnknownFormatError(f"{url} holds a Zarr array at its root, not a group")
         if found == 3:
             consolidated = _v3_consolidated(read(_V3_MARKER))
@@ -341,6 +344,8 @@ def open_location(
         The store exists and the mode is ``w-``/``x``; or ``w`` would delete a non-Zarr input.
     UnknownFormatError
         Something that is not a Zarr group is at ``url``.
+    CorruptStoreError
+        The root's ``zarr.json`` (or ``.zgroup``) is not JSON or names no valid node type.
     """
     protocol, rest = split_url(url)
     if protocol == "file":

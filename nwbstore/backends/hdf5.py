@@ -21,10 +21,12 @@ from typing import Any
 import h5py
 import hdf5plugin  # noqa: F401 - registers the plugin filters with HDF5
 
+from nwbstore.backends._damage import corrupt_hdf5
 from nwbstore.backends._hdf5_nodes import HDF5Dataset, HDF5Group
 from nwbstore.backends._remote import probe_url
 from nwbstore.backends.registry import split_protocol
 from nwbstore.errors import (
+    CorruptStoreError,
     ReadOnlyError,
     SettingsError,
     StoreExistsError,
@@ -307,8 +309,10 @@ def _open_error(err: OSError, url: str, mode: str) -> Exception:
             "if it is Zarr, pass format='zarr'"
         )
     if "truncated file" in text:
-        return UnknownFormatError(
-            f"{url} is truncated or is one member of an HDF5 family ({text}); "
-            "open a family by its %d pattern, e.g. 'raw_%d.h5'"
+        return CorruptStoreError(
+            f"{url} is truncated or is one member of an HDF5 family ({text}); copy it again "
+            "from its origin, or open a family by its %d pattern, e.g. 'raw_%d.h5'"
         )
-    return err
+    if mode in ("w", "w-", "x") or re.search(r"errno = [1-9]", text):
+        return err  # the file system refused (e.g. a parent that is not a directory)
+    return corrupt_hdf5(url, err)

@@ -18,6 +18,7 @@ A declared ``maxshape`` with at least one limit is kept in the hidden attribute
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 import logging
 from collections.abc import Iterator, Mapping
@@ -27,6 +28,12 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 import numpy as np
 import zarr
 
+from nwbstore.backends._damage import (
+    DECODE_ERRORS,
+    decode_error,
+    read_zarr_documents,
+    zarr_node_error,
+)
 from nwbstore.backends._zarr_chunks import (
     copy_stored_chunk,
     iter_stored_chunks,
@@ -351,8 +358,11 @@ class ZarrDataset(Dataset):
         return tuple(self._array.chunks)
 
     def _read(self, selection: Any) -> Any:
-        with quiet_zarr():
-            raw = self._array[selection]
+        try:
+            with quiet_zarr():
+                raw = self._array[selection]
+        except DECODE_ERRORS as err:
+            raise decode_error(f"dataset {self.name!r} in {self.store.url}", err) from err
         dt = self.dtype
         if isinstance(raw, (np.ndarray, np.generic)) and dt.kind in "iuf" and raw.dtype != dt:
             raw = raw.astype(dt)  # zarr v3 hands out native byte order
@@ -538,7 +548,12 @@ class ZarrStore(Store):
                         store, f"{prefix}/{name}".strip("/"), raw, where
                     )
                 else:
-                    members[name] = UnsupportedDtypeError(f"zarr cannot open {where}: {err}")
+                    key = f"{prefix}/{name}".strip("/")
+                    members[name] = zarr_node_error(
+                        f"node {join_path(path, name)!r} in {self.url}",
+                        err,
+                        functools.partial(read_zarr_documents, store, key),
+                    )
         return members
 
     def _wrap(self, path: str, zobj: Any) -> Group | Dataset:

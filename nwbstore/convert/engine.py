@@ -18,6 +18,8 @@ from typing import Any, Literal
 import numpy as np
 
 from nwbstore.convert import link_targets, marker, staging
+from nwbstore.convert.chunks_option import ChunksOption
+from nwbstore.convert.chunks_option import check_paths as check_chunk_paths
 from nwbstore.convert.data import copy_values
 from nwbstore.convert.identity import SOURCE_ATTR, encode, source_identity
 from nwbstore.convert.locations import exists, rebase_link_url, resolve_link_url
@@ -81,7 +83,7 @@ class _Job:
     links: Literal["keep", "resolve"]
     settings: SettingsOverride
     compression: str | None
-    chunks: str | tuple[int, ...] | None
+    chunks: ChunksOption
     fallback: str | None
     jobs: int
     raw: bool
@@ -325,7 +327,7 @@ def convert(
     links: Literal["keep", "resolve"] = "keep",
     settings: SettingsOverride = None,
     compression: str | None = None,
-    chunks: str | tuple[int, ...] | None = None,
+    chunks: ChunksOption = None,
     fallback: str | None = None,
     strict: bool = False,
     codecs: CodecsMode = None,
@@ -340,6 +342,8 @@ def convert(
     raw: bool = True,
     first_n: int | None = None,
     allow_pickle: bool = False,
+    source_memb_size: int | None = None,
+    allow_incomplete_source: bool = False,
 ) -> ConversionReport:
     """Convert the store at ``src`` into a new store at ``dst`` (any backend to any backend).
 
@@ -360,7 +364,9 @@ def convert(
     compression
         Global codec override such as ``"zstd:5"`` or ``"gzip"``.
     chunks
-        ``"auto"`` to re-chunk with :func:`nwbstore.default_settings`, or a chunk shape.
+        ``"auto"`` to re-chunk with :func:`nwbstore.default_settings`; a chunk shape, applied
+        to the datasets of its rank only; a mapping of dataset path -> chunk shape; or a
+        :class:`~nwbstore.convert.chunks_option.ChunksRule` (see that module).
     fallback
         What to do with a codec that has no counterpart on the destination: ``None`` (default)
         uses the default transcode (see ``strict``); a codec name transcodes to it; ``"drop"``
@@ -409,6 +415,11 @@ def convert(
         Read legacy Pickle-encoded source arrays (hdmf-zarr <= 0.13) with nwbstore's
         non-executing decoder (see :func:`nwbstore.open`); they are written as ordinary
         strings, references or records (never Pickle) and listed in ``report.unpickled``.
+    source_memb_size
+        Member size of a source HDF5 family (checked against the file; read from it if
+        omitted).
+    allow_incomplete_source
+        Convert a source that carries the incomplete mark (see :func:`nwbstore.open`).
 
     Returns
     -------
@@ -430,8 +441,16 @@ def convert(
         )
     with ExitStack() as exits:
         source = exits.enter_context(
-            nwbstore.open(src_url, "r", storage_options=options, allow_pickle=allow_pickle)
+            nwbstore.open(
+                src_url,
+                "r",
+                storage_options=options,
+                allow_pickle=allow_pickle,
+                memb_size=source_memb_size,
+                allow_incomplete=allow_incomplete_source,
+            )
         )
+        check_chunk_paths(chunks, source.root)
         # decided before the destination is touched: kept lengths of a truncated copy
         truncation = plan_truncation(source, first_n) if first_n is not None else None
         plan = plan_conversion(

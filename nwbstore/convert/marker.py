@@ -32,6 +32,7 @@ __all__ = [
     "Mark",
     "begin",
     "finish",
+    "mark_incomplete",
     "mark_of",
     "read_mark",
     "record_done",
@@ -187,3 +188,17 @@ def record_done(store: Store, path: str) -> None:
 def finish(store: Store) -> None:
     """Remove the mark; the store is complete once it is closed."""
     store.root.attrs._delete(INCOMPLETE_ATTR)
+
+
+def mark_incomplete(url: str, storage_options: Mapping[str, Any], reason: str) -> None:
+    """Put the mark back on a finished destination that failed a check (``--verify``).
+
+    The store then refuses to open without ``allow_incomplete=True``, as an interrupted
+    conversion does; ``reason`` is kept in the mark for whoever looks inside.
+    """
+    import nwbstore
+
+    with nwbstore.open(url, "r+", storage_options=storage_options, allow_incomplete=True) as store:
+        store.root.attrs._write(
+            INCOMPLETE_ATTR, json.dumps({"completed": [], "failed": " ".join(reason.split())})
+        )

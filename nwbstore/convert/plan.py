@@ -20,6 +20,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from nwbstore.codecs import describe_pipeline, plan_pipeline
+from nwbstore.convert.chunks_option import ChunksOption, chunks_for
 from nwbstore.convert.truncation import TruncationPlan, fit_chunks
 from nwbstore.errors import CodecTranscodedWarning, SettingsError, UnsupportedCodecError
 from nwbstore.nodes import Dataset, Group
@@ -77,7 +78,7 @@ class PlanOptions:
     zarr_format: int = 3
     settings: SettingsOverride = None
     compression: str | None = None
-    chunks: str | tuple[int, ...] | None = None
+    chunks: ChunksOption = None
     fallback: str | None = None
     strict: bool = False
     codecs: CodecsMode = None
@@ -235,11 +236,12 @@ def _destination_settings(job: ConversionPlan, path: str, src: Dataset) -> Datas
     shape = dest_shape(src, opts.truncation)
     dst_backend: Literal["hdf5", "zarr"] = opts.dst_format
     needs_chunks = new.chunks is None and (dst_backend == "zarr" or bool(override and override[0]))
-    if opts.chunks == "auto" or needs_chunks:
+    wanted = chunks_for(path, src.ndim, opts.chunks)  # --chunks: matching rank or path only
+    if wanted == "auto" or needs_chunks:
         auto = default_settings(shape, src.dtype, backend=dst_backend, zarr_format=opts.zarr_format)
         new = new.replace(chunks=auto.settings.chunks, shards=auto.settings.shards)
-    elif isinstance(opts.chunks, tuple):
-        new = new.replace(chunks=opts.chunks, shards=None)
+    if isinstance(wanted, tuple):
+        new = new.replace(chunks=wanted, shards=None)
     if dst_backend == "hdf5" or opts.zarr_format == 2:
         new = new.replace(shards=None)
     if new.chunks is not None:
