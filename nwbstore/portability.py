@@ -11,8 +11,9 @@ from typing import Literal
 
 from nwbstore.codecs import PORTABLE_RULES, non_portable_stages, portable_flavour, row_by_name
 from nwbstore.codecs._spec import CodecSpec
-from nwbstore.errors import NwbStoreError
-from nwbstore.nodes import Dataset, Group, Store
+from nwbstore.errors import NwbStoreError, PickleRefusedError
+from nwbstore.nodes import Dataset, Store
+from nwbstore.summary import walk_readable
 
 __all__ = ["non_portable_codecs"]
 
@@ -45,17 +46,18 @@ def non_portable_codecs(store: Store) -> tuple[str, list[tuple[str, list[str]]]]
     flavour = portable_flavour(target, int(getattr(store, "zarr_format", 3)))
     found: list[tuple[str, list[str]]] = []
 
-    def visit(_name: str, node: Group | Dataset) -> None:
+    for path, node in walk_readable(store.root):
+        if isinstance(node, PickleRefusedError):  # a legacy array, not opened by default
+            found.append((path, ["numcodecs.pickle (legacy; not read)"]))
+            continue
         if not isinstance(node, Dataset):
-            return
+            continue
         try:
             pipeline = node.settings.pipeline
         except NwbStoreError as err:
             found.append((node.name, [f"unreadable codec settings ({type(err).__name__})"]))
-            return
+            continue
         bad = non_portable_stages(pipeline, flavour)
         if bad:
             found.append((node.name, [_label(s, flavour) for s in bad]))
-
-    store.root.visititems(visit)
     return PORTABLE_RULES[flavour], found

@@ -235,7 +235,7 @@ def test_keyboard_interrupt_is_one_line(
     def interrupted(*_args: Any, **_kwargs: Any) -> str:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(nwbstore.tree, "format_tree", interrupted)
+    monkeypatch.setattr(nwbstore.tree, "iter_tree", interrupted)
     assert run(["tree", str(demo)]) == 130
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("nwbstore tree: ")
@@ -264,7 +264,7 @@ def test_genuine_bug_keeps_a_way_to_its_traceback(
     def broken(*_args: Any, **_kwargs: Any) -> str:
         raise ValueError("an internal mistake")
 
-    monkeypatch.setattr(nwbstore.tree, "format_tree", broken)
+    monkeypatch.setattr(nwbstore.tree, "iter_tree", broken)
     assert run(["tree", str(demo)]) == 2
     assert "NWBSTORE_TRACEBACK" in capsys.readouterr().err
     monkeypatch.setenv("NWBSTORE_TRACEBACK", "1")

@@ -111,7 +111,10 @@ def zarr_node_error(
         return err
     documents = read_documents()
     for key, raw in documents:
-        check_zarr_document(where, key, raw)
+        try:
+            check_zarr_document(where, key, raw)
+        except CorruptStoreError as damage:  # returned, not raised: a listing keeps going
+            return damage
     text = _one_line(err)
     if "data type" in text.lower():
         return UnsupportedDtypeError(f"zarr cannot open {where}: {text}")

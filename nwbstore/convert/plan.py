@@ -21,6 +21,7 @@ import numpy as np
 
 from nwbstore.codecs import describe_pipeline, plan_pipeline
 from nwbstore.convert.chunks_option import ChunksOption, chunks_for
+from nwbstore.convert.naming import named_error
 from nwbstore.convert.truncation import TruncationPlan, fit_chunks
 from nwbstore.errors import CodecTranscodedWarning, SettingsError, UnsupportedCodecError
 from nwbstore.nodes import Dataset, Group
@@ -129,7 +130,15 @@ class ConversionPlan:
         key = (src.store.url, src.name)
         found = self.datasets.get(key)
         if found is None:
-            found = _destination_settings(self, src.name, src)
+            try:
+                found = _destination_settings(self, src.name, src)
+            except UnsupportedCodecError:
+                raise  # names the dataset already, and keeps its fields for the summary
+            except Exception as err:
+                named = named_error(err, src.name, src.store.url)
+                if named is err:
+                    raise
+                raise named from err
             self.datasets[key] = found
         return found
 
@@ -214,6 +223,12 @@ def _destination_settings(job: ConversionPlan, path: str, src: Dataset) -> Datas
     elif callable(user):
         chosen = user(path, base)
     new = chosen if chosen is not None else base
+    if chosen is not None and chosen.chunks is not None and len(chosen.chunks) != src.ndim:
+        raise SettingsError(
+            f"chunks {tuple(chosen.chunks)} given for it have {len(chosen.chunks)} axes but the "
+            f"dataset has {src.ndim} (shape {tuple(src.shape)}): give a chunk shape with "
+            f"{src.ndim} axes"
+        )
     override = None
     if opts.compression is not None and chosen is None:
         name, _, level = opts.compression.partition(":")
