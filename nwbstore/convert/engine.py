@@ -11,8 +11,8 @@ import dataclasses
 import inspect
 import os
 import time
-from collections.abc import Callable, Mapping
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager, suppress
 from typing import Any, Literal
 
 import numpy as np
@@ -101,6 +101,20 @@ class _Job:
     options: dict[str, Any] = dataclasses.field(default_factory=dict)  # for link targets
     identity: dict[str, Any] | None = None  # the source's, recorded on the destination root
     planned: dict[str, link_targets.PlannedTarget] = dataclasses.field(default_factory=dict)
+
+
+@contextmanager
+def _mark_saved_on_error(mark: marker.Mark) -> Iterator[None]:
+    """On any error or interruption, write the mark as it stands, so resume skips what is done.
+
+    The original error always wins over a failed save.
+    """
+    try:
+        yield
+    except BaseException:
+        with suppress(Exception):
+            mark.save()
+        raise
 
 
 def _dest_shape(job: _Job, src: Dataset) -> tuple[int, ...]:
@@ -516,7 +530,7 @@ def convert(
 
             job.cluster = DistributedCopier(scheduler, dest.format, options)
             exits.callback(job.cluster.close)
-        with link_targets.running(src_url, dst_url):
+        with link_targets.running(src_url, dst_url), _mark_saved_on_error(opened.mark):
             _copy_group(job, source.root, dest.root)
             for step in job.deferred:
                 step()

@@ -93,10 +93,18 @@ class Mark:
             self.save()
 
     def done(self, path: str) -> None:
-        """Note that ``path`` is fully copied, and save."""
+        """Note that ``path`` is fully copied; saved on the same schedule as :meth:`advance`.
+
+        Not saving after every dataset keeps a file of many small datasets from paying one
+        mark write (a PUT on object storage) each; a finished dataset whose completion was not
+        saved yet is only copied again by a resume, never lost.
+        """
         self.completed.add(path)
         self.partial.pop(path, None)
-        self.save()
+        self._unsaved = True
+        due = self._unsaved_bytes >= CHECKPOINT_BYTES
+        if due or time.monotonic() - self._saved_at >= CHECKPOINT_SECONDS:
+            self.save()
 
 
 def read_mark(store: Store) -> dict[str, Any] | None:
