@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 import warnings
 from datetime import UTC, datetime
@@ -22,7 +23,6 @@ from nwbstore.testing.nwb_samples import build_external_nwb, build_rich_nwb
 
 #: Which trial each unit's ``trial`` region column points at (row 0 points at trial 9).
 TRIAL_OF_UNIT = [9, 2, 7, 0, 1, 3]
-
 
 
 def _fixture_nwbfile() -> Any:
@@ -367,9 +367,19 @@ def test_cli_truncate_with_progress_and_report(
     assert "truncated:" in printed
     assert "/general/extracellular_ephys/electrodes: 16 of 16 rows (rows that regions" in printed
     assert "/units: 3 of 3 rows" not in printed  # 3 units, fewer than 10: kept whole
-    with nwbstore.open(samples["demo"]) as src:
-        plan = plan_truncation(src, 10)
-        expected = plan.kept_bytes(src.root)
+    bars: list[Any] = []
+
+    def bar_factory(**kwargs: Any) -> Any:
+        from tqdm import tqdm
+
+        bars.append(tqdm(file=io.StringIO(), disable=False, **kwargs))
+        return bars[-1]
+
+    again = tmp_path / "api.nwb"
+    nwbstore.truncate(samples["demo"], again, 10, progress=bar_factory)
+    assert len(bars) == 1
+    expected = bars[0].total
+    assert bars[0].n == expected
     written = 0
 
     def add(_name: str, node: Any) -> None:
@@ -377,7 +387,7 @@ def test_cli_truncate_with_progress_and_report(
         if isinstance(node, h5py.Dataset):
             written += node.size * node.dtype.itemsize
 
-    with h5py.File(out, "r") as f:
+    with h5py.File(again, "r") as f:
         f.visititems(add)
     assert expected == written  # the progress bar's total is what the copy holds
 

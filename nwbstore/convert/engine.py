@@ -81,13 +81,8 @@ class _Job:
     dst: Store
     report: ConversionReport
     links: Literal["keep", "resolve"]
-    settings: SettingsOverride
-    compression: str | None
-    chunks: ChunksOption
-    fallback: str | None
     jobs: int
     raw: bool
-    first_n: int | None
     storage_options: Mapping[str, Any]
     zarr_format: int
     progress: ProgressBar | None
@@ -500,13 +495,8 @@ def convert(
             dst=dest,
             report=report,
             links=links,
-            settings=settings,
-            compression=compression,
-            chunks=chunks,
-            fallback=fallback,
             jobs=jobs or (4 if "://" in dst_url else 2),
             raw=raw,
-            first_n=first_n,
             storage_options=options,
             zarr_format=zarr_format,
             progress=None,

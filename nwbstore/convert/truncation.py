@@ -108,22 +108,6 @@ class TruncationPlan:
         lines.append(f"{len(self.lengths)} datasets shortened along their first axis")
         return lines
 
-    def kept_bytes(self, root: Group) -> int:
-        """Uncompressed bytes the truncated copy of ``root`` holds (for progress bars)."""
-        total = 0
-
-        def add(_name: str, node: Group | Dataset) -> None:
-            nonlocal total
-            if isinstance(node, Dataset):
-                kept = self.kept_length(node)
-                if kept is None:
-                    total += node.nbytes
-                else:
-                    total += kept * int(np.prod(node.shape[1:])) * node.dtype.itemsize
-
-        root.visititems(add)
-        return total
-
 
 def fit_chunks(settings: DatasetSettings, shape: tuple[int, ...]) -> DatasetSettings:
     """Shrink ``settings``' chunks to fit ``shape`` on every axis of fixed size.
