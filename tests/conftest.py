@@ -67,3 +67,50 @@ def s3_bucket(s3_server: S3Server) -> str:
     name = f"test-{uuid.uuid4().hex[:12]}"
     s3_server.boto3_client().create_bucket(Bucket=name)
     return name
+
+
+@dataclass
+class CountingS3:
+    """The loopback S3 server behind a counting (and optionally faulty) proxy."""
+
+    proxy: Any
+    bucket: str
+
+    @property
+    def endpoint_url(self) -> str:
+        return str(self.proxy.endpoint_url)
+
+    @property
+    def storage_options(self) -> dict[str, Any]:
+        return {**S3Server(self.endpoint_url).storage_options}
+
+    def url(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    @property
+    def counts(self) -> Any:
+        return self.proxy.counts
+
+    @property
+    def total(self) -> int:
+        return int(self.proxy.total)
+
+    def reset(self) -> None:
+        self.proxy.reset()
+
+    def filesystem(self) -> Any:
+        import s3fs
+
+        return s3fs.S3FileSystem(**S3Server(self.endpoint_url).storage_options)
+
+
+@pytest.fixture
+def counting_s3(s3_server: S3Server, s3_bucket: str) -> Iterator[CountingS3]:
+    """A fresh bucket reached through :class:`nwbstore.testing.s3proxy.S3Proxy` (counts reset)."""
+    from nwbstore.testing.s3proxy import S3Proxy
+
+    proxy = S3Proxy(s3_server.endpoint_url).start()
+    try:
+        yield CountingS3(proxy, s3_bucket)
+    finally:
+        proxy.stop()
