@@ -141,6 +141,7 @@ def _cmd_convert(args: argparse.Namespace, *, first_n: int | None = None) -> int
         allow_pickle=args.allow_pickle,
         source_memb_size=args.memb_size,
         allow_incomplete_source=args.allow_incomplete,
+        concurrency=args.concurrency,
     )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
@@ -319,6 +320,12 @@ def _build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--jobs", type=positive_int("--jobs"), help="worker threads")
         p.add_argument("--scheduler", help="Dask distributed scheduler address")
+        p.add_argument(
+            "--concurrency",
+            type=positive_int("--concurrency"),
+            help="requests in flight when writing to object storage (chunk uploads; parts of "
+            "an HDF5 upload)",
+        )
         p.add_argument("--overwrite", action="store_true", help="replace an existing destination")
         p.add_argument("--resume", action="store_true", help="continue an interrupted run")
         p.add_argument("--no-raw", action="store_true", help="always decode and re-encode")

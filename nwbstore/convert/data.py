@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from nwbstore.codecs import row_by_name
+from nwbstore.convert.landed import ChunkFilter, block_landed
 from nwbstore.convert.report import ConversionReport
 from nwbstore.dtypes import is_reference_dtype, is_string_dtype
 from nwbstore.errors import CorruptChunkError
@@ -211,6 +212,7 @@ def copy_values(
     value_map: Callable[[Any], Any] | None = None,
     first_n: int | None = None,
     checkpoint: Checkpoint | None = None,
+    landed: ChunkFilter | None = None,
 ) -> bool:
     """Copy all values of ``src`` into ``dst`` (same shape). Returns True if entirely raw.
 
@@ -229,6 +231,9 @@ def copy_values(
     checkpoint
         Records the finished prefix of the in-order chunk/block sequence under ``dst.name``
         and supplies where an interrupted copy stopped: those chunks/blocks are skipped.
+    landed
+        Which destination chunks are stored already (a resume on object storage): a stored
+        chunk, or a block all of whose chunks, is not copied again (it still counts as done).
     """
     tick = on_progress or (lambda _n: None)
     if src.ndim == 0:
@@ -249,6 +254,7 @@ def copy_values(
             jobs=jobs,
             tick=tick,
             on_prefix=_prefix_recorder(checkpoint, dst.name, kind, skip),
+            landed=landed,
         )
 
     block = _block_shape(dst, src)
@@ -256,8 +262,15 @@ def copy_values(
     skip = checkpoint.resume_point(dst.name, kind) if checkpoint is not None else 0
     itemsize = max(1, src.dtype.itemsize)
 
+    dst_chunks = dst.chunks
+
     def make(sel: tuple[slice, ...]) -> Callable[[], int]:
         def task() -> int:
+            n = int(np.prod([s.stop - s.start for s in sel])) * itemsize
+            if landed is not None and dst_chunks and block_landed(landed, dst_chunks, sel):
+                report.add_chunks(skipped=1)
+                tick(n)
+                return 0
             try:
                 values = src[sel]
             except OSError as err:
@@ -265,7 +278,6 @@ def copy_values(
             if value_map is not None:
                 values = value_map(values)
             dst[sel] = values
-            n = int(np.prod([s.stop - s.start for s in sel])) * itemsize
             report.add_chunks(transcoded=1, read=n, written=n)
             tick(n)
             return n
@@ -286,13 +298,15 @@ def copy_stored_chunks(
     jobs: int = 1,
     tick: Callable[[int], None] | None = None,
     on_prefix: PrefixCallback | None = None,
+    landed: ChunkFilter | None = None,
 ) -> bool:
     """Copy the stored ``chunks`` of ``src`` into ``dst``; return True if every one went raw.
 
     ``dst`` must pass :func:`raw_copy_blocker` against ``src``. A chunk whose HDF5 filter
     mask is set (a filter was skipped for it) is decoded and re-encoded instead, since Zarr
     has no per-chunk mask. Counts and bytes go to ``report``; ``on_prefix`` hears how many
-    of ``chunks``, in order, are finished.
+    of ``chunks``, in order, are finished. A chunk ``landed`` says is stored already is
+    not read nor written (it counts as finished).
     """
     grid = tuple(src.chunks or ())
     shape = src.shape
@@ -305,6 +319,10 @@ def copy_stored_chunks(
 
     def make(chunk: StoredChunk) -> Callable[[], int]:
         def task() -> int:
+            if landed is not None and landed(chunk.index):
+                report.add_chunks(skipped=1)
+                tick(decoded_bytes(chunk.index))
+                return 0
             if chunk.filter_mask:
                 sel = _chunk_selection(chunk.index, grid, shape)
                 try:

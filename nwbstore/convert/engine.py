@@ -95,6 +95,7 @@ class _Job:
     truncation: TruncationPlan | None = None  # kept lengths when first_n is given
     options: dict[str, Any] = dataclasses.field(default_factory=dict)  # for link targets
     identity: dict[str, Any] | None = None  # the source's, recorded on the destination root
+    resumed: bool = False  # the destination holds an interrupted run's content
     planned: dict[str, link_targets.PlannedTarget] = dataclasses.field(default_factory=dict)
 
 
@@ -152,7 +153,8 @@ def _copy_dataset_named(job: _Job, src: Dataset, parent: Group, name: str) -> No
     settings = job.plan.settings_for(src)
     shape = _dest_shape(job, src)
     kept = _kept_length(job, src)
-    dst = reopen_dataset(job.dst, parent, name, path)  # resuming: it may exist already
+    # a new destination holds only what this run wrote: nothing to look up before creating
+    dst = reopen_dataset(job.dst, parent, name, path) if job.resumed else None
     if dst is None:
         dst = parent.create_dataset(name, shape=shape, dtype=src.dtype, settings=settings)
     job.report.datasets += 1
@@ -183,6 +185,8 @@ def _copy_dataset_named(job: _Job, src: Dataset, parent: Group, name: str) -> No
         if tick is not None:
             tick(src.nbytes)
     elif src.size:
+        mark = marker.mark_of(job.dst)
+        landed = mark.landed if mark is not None else None
         all_raw = copy_values(
             src,
             dst,
@@ -191,7 +195,8 @@ def _copy_dataset_named(job: _Job, src: Dataset, parent: Group, name: str) -> No
             raw=job.raw,
             on_progress=tick,
             first_n=kept,
-            checkpoint=marker.mark_of(job.dst),
+            checkpoint=mark,
+            landed=None if landed is None else landed.chunk_filter(dst),
         )
         if all_raw:
             job.report.datasets_raw.append(path)
@@ -353,6 +358,7 @@ def convert(
     allow_pickle: bool = False,
     source_memb_size: int | None = None,
     allow_incomplete_source: bool = False,
+    concurrency: int | None = None,
 ) -> ConversionReport:
     """Convert the store at ``src`` into a new store at ``dst`` (any backend to any backend).
 
@@ -429,6 +435,19 @@ def convert(
         omitted).
     allow_incomplete_source
         Convert a source that carries the incomplete mark (see :func:`nwbstore.open`).
+    concurrency
+        Requests in flight when writing to object storage: handed to the destination's
+        :func:`nwbstore.open` (chunk uploads) and to the upload of an HDF5 destination on
+        object storage (parts at a time). ``None``: the defaults.
+
+    Notes
+    -----
+    An HDF5 destination on object storage (``s3://bucket/x.nwb``) is written to a local
+    temporary file (in ``TMPDIR``) and uploaded when complete, as a parallel multipart upload
+    for large files, so the key appears only when the file is whole
+    (``report.upload`` says so). A resumed conversion to object storage lists the destination
+    once and does not upload again the chunks stored after the last checkpoint; resume with
+    the same source and options.
 
     Returns
     -------
@@ -442,6 +461,7 @@ def convert(
     # the source is never written: refuse before anything is created or deleted
     check_distinct(src_url, dst_url, staging.temporary_urls(dst_url))
     options = dict(storage_options or {})
+    open_options = {} if concurrency is None else {"concurrency": concurrency}
     report = ConversionReport(source=src_url, destination=dst_url)
     if exists(dst_url, options) and not (overwrite or resume):
         raise StoreExistsError(
@@ -481,11 +501,16 @@ def convert(
         stage = staging.plan_staging(
             dst_url, format, options, overwrite=overwrite and not resume, resume=resume
         )
-        opened = open_destination(stage, zarr_format, options, resume=resume)
+        opened = open_destination(
+            stage, zarr_format, options, resume=resume, open_options=open_options
+        )
         report.resume_note = opened.note
         if opened.store is None or opened.mark is None:  # resume of a complete destination
             if not stage.in_place and exists(stage.where, options):
-                staging.publish(stage, options)  # a finished result under a temporary name
+                # a finished result under a temporary name (or a file not uploaded yet)
+                report.upload = staging.publish(
+                    stage, options, concurrency=concurrency, overwrite=overwrite
+                )
             report.seconds = time.perf_counter() - started
             return report
         dest = exits.enter_context(opened.store)
@@ -507,6 +532,7 @@ def convert(
             options=target_options,
             identity=source_identity(src_url, source, options, first_n=first_n),
             planned=planned,
+            resumed=opened.resumed,
         )
         total, done = planned_bytes(source.root, lambda ds: _dest_shape(job, ds), completed)
         bar = open_bar(progress, total=total, initial=done)
@@ -525,7 +551,7 @@ def convert(
             for step in job.deferred:
                 step()
         marker.finish(dest)
-    staging.publish(stage, options)
+    report.upload = staging.publish(stage, options, concurrency=concurrency, overwrite=overwrite)
     report.transcoded_codecs = list(plan.transcoded)
     plan.warn()
     report.seconds = time.perf_counter() - started

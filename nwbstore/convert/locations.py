@@ -1,4 +1,9 @@
-"""Where stores are: resolving and rebasing link URLs, existence checks, sibling names."""
+"""Where stores are: resolving and rebasing link URLs, existence checks, sibling names.
+
+On object storage an existence check is one listing (``list_objects_v2`` with the key as
+prefix and ``/`` as delimiter), which finds both a single object (an HDF5 file) and a
+prefix (a Zarr store); s3fs's ``exists`` costs a HEAD and then a LIST for a missing key.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,15 @@ from typing import Any
 
 from nwbstore.backends.registry import split_protocol
 
-__all__ = ["exists", "rebase_link_url", "remove", "resolve_link_url", "sibling_url"]
+__all__ = [
+    "exists",
+    "is_object_storage",
+    "list_keys",
+    "rebase_link_url",
+    "remove",
+    "resolve_link_url",
+    "sibling_url",
+]
 
 
 def _is_url(url: str) -> bool:
@@ -56,8 +69,13 @@ def sibling_url(url: str, name: str) -> str:
     return posixpath.join(base, name) if _is_url(base) else os.path.join(base, name)
 
 
+def is_object_storage(url: str) -> bool:
+    """True for URLs of remote object storage (``s3://``, ``gs://``, ...), not local/memory."""
+    return split_protocol(url)[0] not in ("file", "memory")
+
+
 def exists(url: str, storage_options: Mapping[str, Any] | None = None) -> bool:
-    """True if something is stored at ``url``."""
+    """True if something is stored at ``url`` (one LIST request on S3)."""
     protocol, rest = split_protocol(url)
     if protocol == "file":
         return os.path.exists(rest)
@@ -66,7 +84,44 @@ def exists(url: str, storage_options: Mapping[str, Any] | None = None) -> bool:
     import fsspec
 
     fs, path = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
+    if protocol in ("s3", "s3a"):
+        return _s3_exists(fs, path.rstrip("/"))
     return bool(fs.exists(path))
+
+
+def _s3_exists(fs: Any, path: str) -> bool:
+    """Is ``path`` an object or a non-empty prefix? One listing page (rarely more)."""
+    bucket, _, key = path.partition("/")
+    if not key:
+        return bool(fs.exists(bucket))
+    request: dict[str, Any] = {"Bucket": bucket, "Prefix": key, "Delimiter": "/"}
+    try:
+        while True:
+            page = fs.call_s3("list_objects_v2", **request)
+            if any(o.get("Key") == key for o in page.get("Contents", ())):
+                return True
+            if any(p.get("Prefix") == key + "/" for p in page.get("CommonPrefixes", ())):
+                return True
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return False
+            request["ContinuationToken"] = token  # siblings sharing the name as prefix
+    except FileNotFoundError:  # no such bucket: nothing is stored there
+        return False
+
+
+def list_keys(url: str, storage_options: Mapping[str, Any] | None = None) -> set[str]:
+    """Every key stored under the prefix ``url``, relative to it (one LIST per 1,000 keys)."""
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
+    root = path.rstrip("/") + "/"
+    fs.invalidate_cache(root.rstrip("/"))  # a cached listing may predate the last run
+    try:
+        found = fs.find(root.rstrip("/"))
+    except FileNotFoundError:
+        return set()
+    return {k[len(root) :] for k in found if k.startswith(root)}
 
 
 def remove(url: str, storage_options: Mapping[str, Any] | None = None) -> None:
@@ -83,5 +138,5 @@ def remove(url: str, storage_options: Mapping[str, Any] | None = None) -> None:
     import fsspec
 
     fs, path = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
-    if fs.exists(path):
+    if exists(url, storage_options):
         fs.rm(path, recursive=True)

@@ -7,9 +7,15 @@
   ``resume=True`` skips both. ``nwbstore.open(..., "r")`` refuses a store with the mark
   (:class:`~nwbstore.errors.IncompleteStoreError`) unless ``allow_incomplete=True``.
 - Progress inside a dataset is recorded every :data:`CHECKPOINT_BYTES` or
-  :data:`CHECKPOINT_SECONDS`, not per chunk: on object storage each write of the mark is a PUT.
-  An HDF5 destination is flushed *before* the mark is written, so a mark on disk never claims
-  data that is still in HDF5's caches.
+  :data:`CHECKPOINT_SECONDS`, not per chunk (nor per dataset): on object storage each
+  checkpoint is a flush of the destination.
+- A checkpoint is saved with ``store.flush()``, so it reaches storage: an HDF5 destination is
+  flushed *before* the mark is written too, so a mark on disk never claims data still in
+  HDF5's caches; a Zarr destination's flush waits for the chunk uploads in flight, then writes
+  the metadata documents that changed and the root document (with the mark) last, so the mark
+  on the server never claims a chunk or an array that is not there.
+- On object storage, chunks stored after the last checkpoint are found by listing the
+  destination once on resume (:mod:`nwbstore.convert.landed`), not copied again.
 - Where the destination is written and how it replaces an old one is
   :mod:`nwbstore.convert.staging`.
 """
@@ -22,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from nwbstore.convert.landed import LandedChunks
 from nwbstore.errors import IncompleteStoreError
 from nwbstore.nodes import INCOMPLETE_ATTR, Store
 
@@ -51,6 +58,7 @@ class Mark:
     store: Store
     completed: set[str] = field(default_factory=set)
     partial: dict[str, dict[str, Any]] = field(default_factory=dict)
+    landed: LandedChunks | None = None  # chunks found on object storage when resuming
     _unsaved_bytes: int = 0
     _unsaved: bool = False
     _saved_at: float = field(default_factory=time.monotonic)
@@ -59,12 +67,15 @@ class Mark:
         return json.dumps({"completed": sorted(self.completed), "partial": self.partial})
 
     def save(self) -> None:
-        """Write the mark (after flushing an HDF5 destination's data to disk)."""
+        """Write the mark and flush the destination, so the checkpoint reaches storage.
+
+        HDF5 data is flushed before the mark is written; a Zarr store's flush puts its root
+        document (holding the mark) last, after the chunks and metadata it vouches for.
+        """
         if self.store.format == "hdf5":
             self.store.flush()  # data first: the mark must never get ahead of it
         self.store.root.attrs._write(INCOMPLETE_ATTR, self.to_json())
-        if self.store.format == "hdf5":
-            self.store.flush()
+        self.store.flush()
         self._unsaved_bytes = 0
         self._unsaved = False
         self._saved_at = time.monotonic()
@@ -134,16 +145,18 @@ def begin(
     storage_options: Mapping[str, Any],
     *,
     resume: bool,
+    open_options: Mapping[str, Any] | None = None,
 ) -> Mark | None:
     """Open the destination at ``where`` for writing and put the mark on it.
 
     With ``resume`` the store is opened as it is and its mark read; otherwise a new store is
     created (``where`` must not exist). Returns the mark (``mark.store`` is the open store),
     or None, with nothing left open, when ``resume`` finds a store that has content and no
-    mark: it is complete.
+    mark: it is complete. ``open_options`` go to :func:`nwbstore.open` (e.g. ``concurrency``).
     """
     import nwbstore
 
+    extra = dict(open_options or {})
     if resume:
         store = nwbstore.open(
             where,
@@ -152,6 +165,7 @@ def begin(
             zarr_format=zarr_format,
             storage_options=storage_options,
             allow_incomplete=True,
+            **extra,
         )
         try:
             value = read_mark(store)
@@ -161,6 +175,7 @@ def begin(
         if value is None and len(store.root):
             store.close()
             return None
+        fresh = value is None  # an empty store: put the mark on it
         value = value or {}
         mark = Mark(
             store,
@@ -169,11 +184,18 @@ def begin(
         )
     else:
         store = nwbstore.open(
-            where, "w-", format=fmt, zarr_format=zarr_format, storage_options=storage_options
+            where,
+            "w-",
+            format=fmt,
+            zarr_format=zarr_format,
+            storage_options=storage_options,
+            **extra,
         )
         mark = Mark(store)
+        fresh = True
     try:
-        mark.save()
+        if fresh:  # a resumed store carries its mark already: nothing to write yet
+            mark.save()
     except BaseException:
         store.close()
         raise

@@ -29,6 +29,10 @@ class ConversionReport:
         Stored (encoded) bytes moved by raw copies plus decoded bytes moved by transcodes.
     chunks_raw, chunks_transcoded
         Chunks copied without decoding, and chunks decoded and re-encoded.
+    chunks_skipped
+        With ``resume=True`` on object storage: stored chunks (or transcoded blocks) found in
+        the destination, written after the interrupted run's last checkpoint, not uploaded
+        again.
     datasets_raw
         Paths of datasets copied entirely as stored chunks.
     resolved_links
@@ -49,6 +53,9 @@ class ConversionReport:
     resume_note
         With ``resume=True``: what was resumed, or that the destination was already complete,
         or that an unreadable ``.partial`` was restarted from the start.
+    upload
+        For an HDF5 destination on object storage: where the file was written locally and how
+        it was uploaded (the key appears only once the file is whole). ``""`` otherwise.
     truncated
         For a truncated copy (``first_n``): rows each cut table keeps, and how many datasets
         were shortened.
@@ -68,6 +75,7 @@ class ConversionReport:
     bytes_written: int = 0
     chunks_raw: int = 0
     chunks_transcoded: int = 0
+    chunks_skipped: int = 0
     datasets_raw: list[str] = field(default_factory=list)
     resolved_links: list[str] = field(default_factory=list)
     converted_targets: list[str] = field(default_factory=list)
@@ -75,16 +83,24 @@ class ConversionReport:
     dropped: list[str] = field(default_factory=list)
     unpickled: list[str] = field(default_factory=list)
     resume_note: str = ""
+    upload: str = ""
     truncated: list[str] = field(default_factory=list)
     transcoded_codecs: list[Any] = field(default_factory=list)
     seconds: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add_chunks(
-        self, *, raw: int = 0, transcoded: int = 0, read: int = 0, written: int = 0
+        self,
+        *,
+        raw: int = 0,
+        transcoded: int = 0,
+        read: int = 0,
+        written: int = 0,
+        skipped: int = 0,
     ) -> None:
         """Thread-safe counters for the chunk copiers."""
         with self._lock:
+            self.chunks_skipped += skipped
             self.chunks_raw += raw
             self.chunks_transcoded += transcoded
             self.bytes_read += read
@@ -117,6 +133,12 @@ class ConversionReport:
         transcoded = [f"{d}: {a} -> {b} ({why})" for d, a, b, why in self.transcoded_codecs]
         if self.resume_note:
             lines.append(f"  {self.resume_note}")
+        if self.chunks_skipped:
+            lines.append(
+                f"  {self.chunks_skipped} chunks already in the destination were not uploaded again"
+            )
+        if self.upload:
+            lines.append(f"  {self.upload}")
         for title, items in (
             ("resolved external links", self.resolved_links),
             ("converted link targets", self.converted_targets),

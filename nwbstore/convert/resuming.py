@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nwbstore.convert import marker
+from nwbstore.convert.landed import list_landed
 from nwbstore.convert.locations import exists, remove
 from nwbstore.convert.staging import Staging
 from nwbstore.errors import IncompleteStoreError, NwbStoreError, NwbStoreWarning
@@ -42,25 +43,44 @@ class Opened:
     store: Store | None  # None: already complete, nothing to do
     mark: marker.Mark | None
     note: str = ""
+    resumed: bool = False  # the store holds an interrupted run's content (probe before writing)
 
 
 def open_destination(
-    staging: Staging, zarr_format: int, storage_options: Mapping[str, Any], *, resume: bool
+    staging: Staging,
+    zarr_format: int,
+    storage_options: Mapping[str, Any],
+    *,
+    resume: bool,
+    open_options: Mapping[str, Any] | None = None,
 ) -> Opened:
-    """Open ``staging.where`` for writing, resuming when asked and possible."""
+    """Open ``staging.where`` for writing, resuming when asked and possible.
+
+    A resumed destination on object storage is listed once: ``mark.landed`` holds its keys,
+    so chunks stored after the last checkpoint are not uploaded again.
+    ``open_options`` go to :func:`nwbstore.open` (e.g. ``concurrency``).
+    """
     where, final, fmt = staging.where, staging.final, staging.format
+    extra = dict(open_options or {})
+
+    def begin(*, resume: bool) -> marker.Mark | None:
+        return marker.begin(
+            where, fmt, zarr_format, storage_options, resume=resume, open_options=extra
+        )
+
     if not resume:
-        return _opened(marker.begin(where, fmt, zarr_format, storage_options, resume=False))
+        return _opened(begin(resume=False))
     if not staging.resume:
         if fmt == "hdf5" and exists(final, storage_options):
             return Opened(None, None, f"{final} is already complete: nothing to resume")
-        fresh = marker.begin(where, fmt, zarr_format, storage_options, resume=False)
-        return _opened(fresh, f"nothing to resume at {final}: started a new conversion")
+        return _opened(
+            begin(resume=False), f"nothing to resume at {final}: started a new conversion"
+        )
     try:
-        found = marker.begin(where, fmt, zarr_format, storage_options, resume=True)
+        found = begin(resume=True)
     except Exception as err:
         if fmt == "hdf5":  # our own .partial, whatever h5py says about it
-            return _restart(staging, zarr_format, storage_options, err)
+            return _restart(staging, zarr_format, storage_options, err, extra)
         if not isinstance(err, (NwbStoreError, OSError, ValueError, KeyError)):
             raise
         raise IncompleteStoreError(
@@ -68,12 +88,15 @@ def open_destination(
             "(overwrite=True) to start over"
         ) from err
     if found is None:  # content and no mark
+        if fmt == "hdf5" and staging.upload:  # finished locally; the upload did not end
+            return Opened(None, None, f"the finished file {where} was uploaded to {final}")
         if fmt == "hdf5":  # a .partial killed before its mark was written
-            return _restart(staging, zarr_format, storage_options, None)
+            return _restart(staging, zarr_format, storage_options, None, extra)
         if not staging.in_place:  # an overwrite that stopped while swapping the result in
             return Opened(None, None, f"the finished result in {where} was moved to {final}")
         return Opened(None, None, f"{final} is already complete: nothing to resume")
     mark = found
+    mark.landed = list_landed(where, storage_options)
     done = len(mark.completed)
     note = f"resumed: {done} datasets were already complete"
     if mark.partial:
@@ -82,7 +105,9 @@ def open_destination(
             + ("stored chunks" if entry.get("kind") == "chunks" else "blocks")
             for path, entry in mark.partial.items()
         )
-    return _opened(mark, note)
+    if mark.landed is not None:
+        note += f"; {len(mark.landed.keys)} objects found in the destination"
+    return Opened(mark.store, mark, note, resumed=True)
 
 
 def _opened(mark: marker.Mark | None, note: str = "") -> Opened:
@@ -95,6 +120,7 @@ def _restart(
     zarr_format: int,
     storage_options: Mapping[str, Any],
     err: Exception | None,
+    open_options: Mapping[str, Any],
 ) -> Opened:
     why = f"{type(err).__name__}: {err}" if err is not None else "it has no incomplete mark"
     note = (
@@ -103,7 +129,14 @@ def _restart(
     )
     warnings.warn(note, NwbStoreWarning, stacklevel=3)
     remove(staging.where, storage_options)
-    mark = marker.begin(staging.where, staging.format, zarr_format, storage_options, resume=False)
+    mark = marker.begin(
+        staging.where,
+        staging.format,
+        zarr_format,
+        storage_options,
+        resume=False,
+        open_options=open_options,
+    )
     return _opened(mark, note)
 
 
@@ -134,4 +167,6 @@ def reopen_dataset(store: Store, parent: Group, name: str, source_path: str) -> 
     if mark is not None:
         mark.completed.discard(source_path)
         mark.partial.pop(where, None)
+        if mark.landed is not None:  # its chunks went with it
+            mark.landed.forget(where)
     return None

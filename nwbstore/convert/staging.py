@@ -3,7 +3,8 @@
 Nothing at the final path changes before the new result is whole:
 
 - An HDF5 destination is written as ``<dst>.partial`` and renamed over ``<dst>`` at the end
-  (:func:`os.replace`, atomic on one file system).
+  (:func:`os.replace`, atomic on one file system). On object storage it is written to a local
+  temporary and uploaded at the end (:mod:`nwbstore.convert.upload`): the key appears whole.
 - A Zarr destination that replaces an existing store (``overwrite``) is written to a hidden
   sibling ``.<name>.nwbstore-new``. Locally the old store is then renamed aside, the new one
   renamed in and the old one deleted. Object storage has no rename: the old prefix is
@@ -26,7 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from nwbstore.backends.registry import detect_backend, split_protocol
-from nwbstore.convert.locations import exists, remove, sibling_url
+from nwbstore.convert.locations import exists, is_object_storage, remove, sibling_url
+from nwbstore.convert.upload import local_temporary, upload_file
 
 __all__ = [
     "Staging",
@@ -67,12 +69,15 @@ class Staging:
         ``"hdf5"`` or ``"zarr"``.
     resume
         True if ``where`` holds an interrupted run to continue.
+    upload
+        True if ``where`` is a local file uploaded to ``final`` (HDF5 on object storage).
     """
 
     final: str
     where: str
     format: str
     resume: bool
+    upload: bool = False
 
     @property
     def in_place(self) -> bool:
@@ -81,7 +86,8 @@ class Staging:
 
 def temporary_urls(url: str) -> tuple[str, ...]:
     """Every location a conversion into ``url`` may write besides ``url`` itself."""
-    return partial_url(url), replacement_url(url)
+    extra = (local_temporary(url),) if is_object_storage(url) else ()
+    return partial_url(url), replacement_url(url), *extra
 
 
 def _format(url: str, fmt: str | None) -> str:
@@ -101,6 +107,8 @@ def plan_staging(
     Deletes nothing at ``dst`` itself.
     """
     kind = _format(dst, fmt)
+    if kind == "hdf5" and is_object_storage(dst):
+        return _plan_upload(dst, overwrite=overwrite, resume=resume)
     if kind == "hdf5":
         part = partial_url(dst)
         there = exists(part, storage_options)
@@ -128,15 +136,43 @@ def plan_staging(
     return Staging(dst, dst, kind, resume=False)
 
 
-def publish(staging: Staging, storage_options: Mapping[str, Any]) -> None:
-    """Give the finished store at ``staging.where`` its final name, replacing an old one."""
+def _plan_upload(dst: str, *, overwrite: bool, resume: bool) -> Staging:
+    """An HDF5 destination on object storage: a local temporary, uploaded at the end."""
+    local = local_temporary(dst)
+    there = os.path.exists(local)
+    if there and not (resume or overwrite):
+        from nwbstore.errors import StoreExistsError
+
+        raise StoreExistsError(
+            f"{local} is left from an interrupted conversion into {dst}: pass --resume "
+            "(resume=True) to continue it, or --overwrite (overwrite=True) to start over"
+        )
+    if there and not resume:
+        os.remove(local)
+    return Staging(dst, local, "hdf5", resume=resume and there, upload=True)
+
+
+def publish(
+    staging: Staging,
+    storage_options: Mapping[str, Any],
+    *,
+    concurrency: int | None = None,
+    overwrite: bool = False,
+) -> str:
+    """Give the finished store at ``staging.where`` its final name, replacing an old one.
+
+    Returns what was done when it is worth telling (an upload), else ``""``.
+    """
     if staging.in_place:
-        return
+        return ""
     src, dst = staging.where, staging.final
+    if staging.upload:
+        return upload_file(src, dst, storage_options, concurrency=concurrency, overwrite=overwrite)
     if split_protocol(dst)[0] == "file":
         _swap_local(split_protocol(src)[1], split_protocol(dst)[1])
     else:
         _move_remote(src, dst, storage_options)
+    return ""
 
 
 def _swap_local(new: str, final: str) -> None:
