@@ -461,7 +461,6 @@ def convert(
     # the source is never written: refuse before anything is created or deleted
     check_distinct(src_url, dst_url, staging.temporary_urls(dst_url))
     options = dict(storage_options or {})
-    open_options = {} if concurrency is None else {"concurrency": concurrency}
     report = ConversionReport(source=src_url, destination=dst_url)
     if exists(dst_url, options) and not (overwrite or resume):
         raise StoreExistsError(
@@ -501,6 +500,9 @@ def convert(
         stage = staging.plan_staging(
             dst_url, format, options, overwrite=overwrite and not resume, resume=resume
         )
+        # request concurrency matters to Zarr stores; an HDF5 destination is a local file
+        use = concurrency is not None and stage.format == "zarr"
+        open_options = {"concurrency": concurrency} if use else {}
         opened = open_destination(
             stage, zarr_format, options, resume=resume, open_options=open_options
         )
