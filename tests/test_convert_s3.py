@@ -156,3 +156,14 @@ def test_resume_after_sigkill_on_s3_does_not_upload_landed_chunks_again(
         zarr.open_group(url, mode="r", storage_options=opts)["big"][:],
         zarr.open_group(src, mode="r")["big"][:],
     )
+
+
+def test_cli_concurrency_option_is_checked_and_passed(tmp_path: Path) -> None:
+    from nwbstore.cli import main
+
+    src = _zarr_source(tmp_path / "src.zarr", 100)
+    with pytest.raises(SystemExit):
+        main(["convert", str(src), str(tmp_path / "x.nwb"), "--concurrency", "0", "-q"])
+    assert main(["convert", str(src), str(tmp_path / "y.nwb"), "--concurrency", "2", "-q"]) == 0
+    with h5py.File(tmp_path / "y.nwb", "r") as f:
+        np.testing.assert_array_equal(f["small"][...], np.arange(10.0))
