@@ -294,3 +294,80 @@ class S3Proxy:
                 if attempt:
                     raise
         raise AssertionError("unreachable")
+
+
+# -- command line: a proxy in its own process ------------------------------------------------
+
+
+def _serve_commands(proxy: S3Proxy, commands: Any, replies: Any) -> None:
+    """Answer one command per line until ``stop`` or end of input.
+
+    ``reset`` forgets the requests seen (``ok``); ``counts`` prints the counts by kind and
+    ``total`` as one JSON line; ``latency S`` sets the injected latency (``ok``).
+    """
+    import json
+
+    for line in commands:
+        command, _, argument = line.strip().partition(" ")
+        if command == "stop":
+            break
+        if command == "reset":
+            proxy.reset()
+            reply = "ok"
+        elif command == "counts":
+            requests = proxy.requests
+            counts = Counter(r.kind for r in requests)
+            reply = json.dumps({**counts, "total": len(requests)})
+        elif command == "latency":
+            proxy.latency = float(argument)
+            reply = "ok"
+        else:
+            reply = json.dumps({"error": f"unknown command {command!r}"})
+        replies.write(reply + "\n")
+        replies.flush()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run a proxy in this process: ``python -m nwbstore.testing.s3proxy --upstream URL``.
+
+    The proxy listens on a free port of 127.0.0.1 and writes that port to ``--port-file``
+    (written whole, then renamed, so a reader never sees half a number). It then reads
+    commands on standard input, one a line, and answers each on standard output: ``reset``,
+    ``counts`` (a JSON object of counts by kind plus ``total``), ``latency S`` and ``stop``
+    (or end of input), so a benchmark can count the requests of a job run in another process.
+    """
+    import argparse
+    import os
+    import sys
+
+    parser = argparse.ArgumentParser(
+        prog="python -m nwbstore.testing.s3proxy",
+        description="A counting, delaying and fault-injecting proxy for a loopback S3 server.",
+    )
+    parser.add_argument("--upstream", required=True, help="base URL of the S3 server")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per request")
+    parser.add_argument("--port-file", required=True, help="where to write the port")
+    parser.add_argument("--fail-fraction", type=float, default=0.0)
+    parser.add_argument("--drop-fraction", type=float, default=0.0)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    proxy = S3Proxy(
+        args.upstream,
+        latency=args.latency,
+        fail_fraction=args.fail_fraction,
+        drop_fraction=args.drop_fraction,
+        seed=args.seed,
+    ).start()
+    try:
+        port = proxy.endpoint_url.rpartition(":")[2]
+        partial = f"{args.port_file}.partial"
+        with open(partial, "w") as f:
+            f.write(port)
+        os.replace(partial, args.port_file)
+        _serve_commands(proxy, sys.stdin, sys.stdout)
+    finally:
+        proxy.stop()
+
+
+if __name__ == "__main__":
+    main()
