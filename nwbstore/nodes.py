@@ -675,34 +675,74 @@ class Dataset(Node):
         self._resize(new)
 
     def append(self, values: Any, axis: int = 0) -> None:
-        """Append ``values`` along ``axis`` (resizing the dataset first).
+        """Append ``values`` along ``axis``.
 
         ``values`` must match the dataset's shape on the other axes; a single row (one axis
-        fewer than the dataset) is accepted too.
+        fewer than the dataset) is accepted too. Its dtype must go into the dataset's under
+        NumPy's ``same_kind`` rule, integers into integers whenever the values fit (see
+        :mod:`nwbstore._append_checks`).
+
+        HDF5 resizes and writes at once. Zarr streams appends along axis 0: rows are kept in
+        memory until they complete a chunk row, which is then written whole; the last partial
+        row and the new shape are written at ``flush()``/``close()`` (or before the dataset
+        is read, written or resized). ``shape`` counts the pending rows.
+
+        Raises
+        ------
+        ReadOnlyError
+            If the store is read-only.
+        SettingsError
+            If the dataset is scalar, the block's other axes do not match, or the growth
+            would pass ``maxshape``.
+        UnsupportedDtypeError
+            If the block's dtype or values do not go into the dataset's dtype.
         """
-        arr = np.asarray(values)
-        if arr.ndim == self.ndim - 1:
-            arr = np.expand_dims(arr, axis)
-        if arr.ndim != self.ndim:
+        block, axis = self._append_block(values, axis)
+        if block.shape[axis]:
+            self._append(block, axis)
+
+    def _append_block(self, values: Any, axis: int) -> tuple[np.ndarray, int]:
+        """Check an append of ``values`` along ``axis``; return the block and the axis."""
+        from nwbstore._append_checks import (
+            as_block,
+            check_block_dtype,
+            check_growth,
+            check_trailing_shape,
+        )
+
+        self.store._check_writable(f"append to dataset {self.name!r}")
+        where = f"dataset {self.name!r} in {self.store.url}"
+        shape = self.shape
+        if not shape:
             raise SettingsError(
-                f"cannot append an array of shape {arr.shape} to dataset {self.name!r} "
-                f"of shape {self.shape}"
+                f"cannot append to {where}: it is scalar (shape ()); create a dataset with a "
+                "growable axis instead, e.g. shape=(0, ...) with "
+                "DatasetSettings(chunks=..., maxshape=(None, ...))"
             )
-        other = [s for i, s in enumerate(self.shape) if i != axis]
-        got = [s for i, s in enumerate(arr.shape) if i != axis]
-        if other != got:
+        if not -len(shape) <= axis < len(shape):
             raise SettingsError(
-                f"cannot append an array of shape {arr.shape} to dataset {self.name!r} of shape "
-                f"{self.shape} along axis {axis}: the other axes must match"
+                f"cannot append to {where} along axis {axis}: it has {len(shape)} axes"
             )
+        axis %= len(shape)
+        dtype = self.dtype
+        block = check_trailing_shape(as_block(values, dtype), shape, axis, where)
+        check_growth(shape, self.maxshape, axis, int(block.shape[axis]), where)
+        check_block_dtype(block, dtype, where)
+        return block, axis
+
+    def _append(self, block: np.ndarray, axis: int) -> None:
+        """Store a checked ``block`` after the last index of ``axis``: resize, then write.
+
+        Backends that can do better (Zarr streams along axis 0) override this.
+        """
         start = self.shape[axis]
         new_shape = list(self.shape)
-        new_shape[axis] = start + arr.shape[axis]
-        self.resize(tuple(new_shape))
+        new_shape[axis] = start + block.shape[axis]
+        self._resize(tuple(new_shape))
         sel = tuple(
             slice(start, new_shape[axis]) if i == axis else slice(None) for i in range(self.ndim)
         )
-        self[sel] = arr
+        self._write(sel, block)
 
     # -- stored (encoded) chunks: optional, see Capabilities.raw_chunks ----------------------
 

@@ -34,6 +34,7 @@ from nwbstore.backends._damage import (
     read_zarr_documents,
     zarr_node_error,
 )
+from nwbstore.backends._zarr_append import AppendStream, AppendStreams, chunk_row_height
 from nwbstore.backends._zarr_chunks import (
     copy_stored_chunk,
     iter_stored_chunks,
@@ -314,6 +315,10 @@ class ZarrDataset(Dataset):
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """The logical shape: rows appended but not written yet are counted."""
+        stream = self.store._appends.get(self.name)
+        if stream is not None:
+            return stream.shape
         return tuple(int(s) for s in self._array.shape)
 
     @property
@@ -357,7 +362,43 @@ class ZarrDataset(Dataset):
     def chunks(self) -> tuple[int, ...] | None:
         return tuple(self._array.chunks)
 
+    # -- appends (see nwbstore.backends._zarr_append) ---------------------------------------
+
+    def _append(self, block: np.ndarray, axis: int) -> None:
+        """Stream along axis 0 (one chunk row in memory); other axes resize and write."""
+        rows = chunk_row_height(self._array) if axis == 0 else None
+        if rows is None:
+            self._end_appends()
+            super()._append(block, axis)
+            return
+        where = f"dataset {self.name!r} in {self.store.url}"
+        stored = np.asarray(
+            to_storage(block, self.dtype, self._array.dtype, self.store.zarr_format, where)
+        )
+        stream = self.store._appends.open(self.name, self._array, rows)
+        self.store._dirty = True
+        with quiet_zarr():
+            stream.append(stored)
+
+    @property
+    def _append_stream(self) -> AppendStream | None:
+        """The dataset's append stream, if rows are being appended (tests read it)."""
+        return self.store._appends.get(self.name)
+
+    def _settle_appends(self) -> None:
+        """Write pending appended rows and the shape before the stored array is used."""
+        stream = self.store._appends.get(self.name)
+        if stream is not None and not stream.settled:
+            with quiet_zarr():
+                stream.settle()
+
+    def _end_appends(self) -> None:
+        """Settle and forget the append stream before the dataset is changed otherwise."""
+        self._settle_appends()
+        self.store._appends.end(self.name)
+
     def _read(self, selection: Any) -> Any:
+        self._settle_appends()
         try:
             with quiet_zarr():
                 raw = self._array[selection]
@@ -369,20 +410,25 @@ class ZarrDataset(Dataset):
         return from_storage(raw, dt)
 
     def iter_stored_chunks(self) -> Iterator[StoredChunk]:
+        self._settle_appends()
         return iter_stored_chunks(self._array, self.name)
 
     def read_stored_chunk(self, index: tuple[int, ...]) -> StoredChunk | None:
+        self._settle_appends()
         return read_stored_chunk(self._array, self.name, index)
 
     def write_stored_chunk(self, index: tuple[int, ...], data: bytes) -> None:
         self.store._check_writable(f"write a chunk of {self.name!r}")
+        self._end_appends()
         write_stored_chunk(self._array, self.name, index, data)
 
     def copy_stored_chunk(self, chunk: StoredChunk) -> None:
         self.store._check_writable(f"write a chunk of {self.name!r}")
+        self._end_appends()
         copy_stored_chunk(self._array, self.name, chunk)
 
     def _write(self, selection: Any, value: Any) -> None:
+        self._end_appends()
         where = f"dataset {self.name!r} in {self.store.url}"
         stored = to_storage(value, self.dtype, self._array.dtype, self.store.zarr_format, where)
         with quiet_zarr():
@@ -390,7 +436,14 @@ class ZarrDataset(Dataset):
         self.store._dirty = True
 
     def _resize(self, shape: tuple[int, ...]) -> None:
+        stream = self.store._appends.get(self.name)
         with quiet_zarr():
+            if stream is not None:
+                if shape[0] >= stream.length:
+                    stream.write_pending()  # growing: the one resize below writes the shape
+                else:
+                    stream.settle()  # shrinking: zarr must know the rows it deletes
+                self.store._appends.end(self.name)
             self._array.resize(shape)
         self.store._dirty = True
 
@@ -424,6 +477,7 @@ class ZarrStore(Store):
         self._members: dict[str, dict[str, Any]] = {}
         self._external: dict[str, Store] = {}
         self._following: set[str] = set()
+        self._appends = AppendStreams()  # streaming ds.append (nwbstore.backends._zarr_append)
 
     @classmethod
     def open_url(
@@ -602,6 +656,7 @@ class ZarrStore(Store):
 
     def _removed(self, parent: str, name: str) -> None:
         self._dirty = True
+        self._appends.discard(join_path(parent, name))
         self._members.get(parent, {}).pop(name, None)
         path = join_path(parent, name)
         for key in [k for k in self._members if k == path or k.startswith(path + "/")]:
@@ -644,8 +699,16 @@ class ZarrStore(Store):
 
     # -- closing -----------------------------------------------------------------------------
 
+    def _flush_appends(self) -> None:
+        """Write every dataset's pending appended rows and new shape (streams stay open)."""
+        if self.writable and len(self._appends):
+            with quiet_zarr():
+                if self._appends.settle_all():
+                    self._dirty = True
+
     def flush(self) -> None:
         """Write consolidated metadata if anything changed since the last flush."""
+        self._flush_appends()
         if self.writable and self._dirty:
             with quiet_zarr():
                 zarr.consolidate_metadata(self._zroot.store, zarr_format=_zf(self._zarr_format))
