@@ -35,7 +35,7 @@ def as_block(values: Any, dtype: np.dtype[Any]) -> np.ndarray:
             pass
     if is_reference_dtype(dtype) or is_string_dtype(dtype):
         arr = np.asarray(values)
-        return arr if arr.dtype.kind in "USOT" else np.asarray(values, dtype=object)
+        return arr if arr.dtype.kind in _TEXT else np.asarray(values, dtype=object)
     return np.asarray(values)
 
 

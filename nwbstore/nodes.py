@@ -16,6 +16,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from nwbstore._append_checks import (
+    as_block,
+    check_block_dtype,
+    check_growth,
+    check_trailing_shape,
+)
 from nwbstore.errors import (
     ContainsNodeError,
     NodeNotFoundError,
@@ -703,13 +709,6 @@ class Dataset(Node):
 
     def _append_block(self, values: Any, axis: int) -> tuple[np.ndarray, int]:
         """Check an append of ``values`` along ``axis``; return the block and the axis."""
-        from nwbstore._append_checks import (
-            as_block,
-            check_block_dtype,
-            check_growth,
-            check_trailing_shape,
-        )
-
         self.store._check_writable(f"append to dataset {self.name!r}")
         where = f"dataset {self.name!r} in {self.store.url}"
         shape = self.shape

@@ -35,6 +35,7 @@ def open(
     storage_options: Mapping[str, Any] | None = None,
     allow_incomplete: bool = False,
     allow_pickle: bool = False,
+    concurrency: int | None = None,
 ) -> Store:
     """Open an HDF5 file or a Zarr store, local or remote.
 
@@ -69,6 +70,10 @@ def open(
         arrays) with nwbstore's own decoder, which accepts plain values (text, numbers, lists,
         dicts, references) and never runs code from the data; those datasets are read-only.
         By default reading them raises ``PickleRefusedError``.
+    concurrency
+        Requests in flight to object storage at most: the size of the connection pool of a
+        remote store (``config_kwargs["max_pool_connections"]`` in s3fs's options, unless
+        ``storage_options`` sets it). No effect on local files and ``memory://``.
 
     Returns
     -------
@@ -102,6 +107,7 @@ def open(
     if zarr_format not in (2, 3):
         raise ValueError(f"zarr_format={zarr_format!r} must be 2 or 3")
     url_s = os.fspath(url)
+    storage_options = _with_concurrency(url_s, storage_options, concurrency)
     backend = detect_backend(
         url_s, mode, format=format, driver=driver, storage_options=storage_options
     )
@@ -129,3 +135,20 @@ def _is_incomplete(store: Store) -> bool:
         return INCOMPLETE_ATTR in store.root.attrs._names()
     except NwbStoreError:
         return False
+
+
+def _with_concurrency(
+    url: str, storage_options: Mapping[str, Any] | None, concurrency: int | None
+) -> Mapping[str, Any] | None:
+    """``storage_options`` with a connection pool of ``concurrency`` for a remote ``url``."""
+    if concurrency is None:
+        return storage_options
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ValueError(f"concurrency={concurrency!r} must be a positive integer (or None)")
+    if "://" not in url or url.startswith(("file://", "memory://")):
+        return storage_options
+    options = dict(storage_options or {})
+    config = dict(options.get("config_kwargs") or {})
+    config.setdefault("max_pool_connections", concurrency)
+    options["config_kwargs"] = config
+    return options

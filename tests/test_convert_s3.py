@@ -167,3 +167,20 @@ def test_cli_concurrency_option_is_checked_and_passed(tmp_path: Path) -> None:
     assert main(["convert", str(src), str(tmp_path / "y.nwb"), "--concurrency", "2", "-q"]) == 0
     with h5py.File(tmp_path / "y.nwb", "r") as f:
         np.testing.assert_array_equal(f["small"][...], np.arange(10.0))
+
+
+def test_concurrency_reaches_a_zarr_destination(tmp_path: Path, counting_s3: Any) -> None:
+    """convert(concurrency=) to local and S3 Zarr: the option reaches nwbstore.open."""
+    src = _zarr_source(tmp_path / "src.zarr", 100)
+    url = counting_s3.url("c.nwb.zarr")
+    for dst in (str(tmp_path / "c.nwb.zarr"), url):
+        opts = counting_s3.storage_options if dst.startswith("s3://") else None
+        nwbstore.convert(src, dst, storage_options=opts, progress=False, concurrency=2)
+    local = zarr.open_group(tmp_path / "c.nwb.zarr", mode="r")
+    np.testing.assert_array_equal(local["small"][...], np.arange(10.0))
+    with nwbstore.open(url, "r", storage_options=counting_s3.storage_options, concurrency=3) as st:
+        np.testing.assert_array_equal(st["small"][...], np.arange(10.0))
+        fs = st.zarr_group.store.fs  # type: ignore[attr-defined]
+        assert fs.config_kwargs["max_pool_connections"] == 3
+    with pytest.raises(ValueError, match="concurrency=0"):
+        nwbstore.open(url, "r", storage_options=counting_s3.storage_options, concurrency=0)

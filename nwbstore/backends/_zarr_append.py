@@ -130,24 +130,21 @@ class AppendStream:
 
         The open row stays in memory, so appending on completes it without a read.
         """
-        wrote = False
-        if self._unwritten:
-            assert self._pending is not None
-            self._write_rows(self._start, self._pending[: self.length - self._start])
-            self._unwritten = False
-            wrote = True
+        wrote = self.write_pending()
         if self._stored != self.length:
             self._array.resize(self.shape)
             self._stored = self.length
             wrote = True
         return wrote
 
-    def write_pending(self) -> None:
-        """Write the open chunk row (not the shape): used before a resize that grows."""
-        if self._unwritten:
-            assert self._pending is not None
-            self._write_rows(self._start, self._pending[: self.length - self._start])
-            self._unwritten = False
+    def write_pending(self) -> bool:
+        """Write the open chunk row (not the shape); True if there was one to write."""
+        if not self._unwritten:
+            return False
+        assert self._pending is not None
+        self._write_rows(self._start, self._pending[: self.length - self._start])
+        self._unwritten = False
+        return True
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -208,12 +205,6 @@ class AppendStreams:
         if stream is None:
             stream = self._streams[path] = AppendStream(array, rows)
         return stream
-
-    def settle(self, path: str) -> None:
-        """Write the pending rows and shape of the dataset at ``path`` (keep its stream)."""
-        stream = self._streams.get(path)
-        if stream is not None:
-            stream.settle()
 
     def end(self, path: str) -> AppendStream | None:
         """Forget the stream of ``path`` without settling it; return it (caller settles)."""

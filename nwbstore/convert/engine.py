@@ -500,9 +500,7 @@ def convert(
         stage = staging.plan_staging(
             dst_url, format, options, overwrite=overwrite and not resume, resume=resume
         )
-        # request concurrency matters to Zarr stores; an HDF5 destination is a local file
-        use = concurrency is not None and stage.format == "zarr"
-        open_options = {"concurrency": concurrency} if use else {}
+        open_options = {"concurrency": concurrency}
         opened = open_destination(
             stage, zarr_format, options, resume=resume, open_options=open_options
         )
