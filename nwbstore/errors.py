@@ -31,6 +31,7 @@ __all__ = [
     "UnsupportedCodecError",
     "UnsupportedDtypeError",
     "UnsupportedOperationError",
+    "WriteFailedError",
 ]
 
 
@@ -158,3 +159,10 @@ class LinkTargetConflictError(NwbStoreError, FileExistsError):
 
 class UnsupportedOperationError(NwbStoreError, NotImplementedError):
     """The backend does not offer this operation (see ``Store.capabilities``)."""
+
+
+class WriteFailedError(NwbStoreError, OSError):
+    """Storing an object failed (after retries); the store was left incomplete.
+
+    The message names the key and the store; write again, or resume a conversion.
+    """

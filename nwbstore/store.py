@@ -71,7 +71,8 @@ def open(
         dicts, references) and never runs code from the data; those datasets are read-only.
         By default reading them raises ``PickleRefusedError``.
     concurrency
-        Requests in flight to object storage at most: the size of the connection pool of a
+        Requests in flight to object storage at most: the chunk uploads a Zarr store on object
+        storage runs in parallel (default 32), and the size of the connection pool of a
         remote store (``config_kwargs["max_pool_connections"]`` in s3fs's options, unless
         ``storage_options`` sets it). No effect on local files and ``memory://``.
 
@@ -118,7 +119,7 @@ def open(
     elif driver is not None:
         raise UnknownFormatError(f"driver={driver!r} applies to HDF5 files, and {url_s} is Zarr")
     else:
-        options.update(zarr_format=zarr_format, allow_pickle=allow_pickle)
+        options.update(zarr_format=zarr_format, allow_pickle=allow_pickle, concurrency=concurrency)
     store: Store = cls.open_url(url_s, mode, backend=backend, **options)  # type: ignore[attr-defined]
     if not allow_incomplete and mode in ("r", "r+", "a") and _is_incomplete(store):
         store.close()

@@ -23,6 +23,7 @@ from zarr.core.buffer import Buffer
 from zarr.storage import FsspecStore
 
 from nwbstore.backends._damage import check_zarr_document
+from nwbstore.backends._object_writes import DEFAULT_CONCURRENCY, ObjectWriteStore
 from nwbstore.backends._remote import denied_write, list_root, probe_filesystem
 from nwbstore.errors import (
     StoreExistsError,
@@ -295,7 +296,13 @@ class _WriteCheckedFsspecStore(FsspecStore):
 
 
 def _open_fsspec(
-    url: str, protocol: str, path: str, mode: str, zarr_format: int, options: Mapping[str, Any]
+    url: str,
+    protocol: str,
+    path: str,
+    mode: str,
+    zarr_format: int,
+    options: Mapping[str, Any],
+    concurrency: int | None,
 ) -> Location:
     probe = probe_filesystem(protocol, options)
     path = path.rstrip("/")
@@ -303,22 +310,40 @@ def _open_fsspec(
     found, consolidated = _format_from_names(names)
     _check_mode(url, mode, found, names)
 
+    seen: dict[str, bytes | None] = {}
+
     def read(key: str) -> bytes | None:
-        try:
-            return bytes(probe.cat_file(f"{path}/{key}"))
-        except FileNotFoundError:
-            return None
+        if key not in seen:
+            try:
+                seen[key] = bytes(probe.cat_file(f"{path}/{key}"))
+            except FileNotFoundError:
+                seen[key] = None
+        return seen[key]
 
     if found is not None:
         if _root_is_array(url, names, read):
             raise UnknownFormatError(f"{url} holds a Zarr array at its root, not a group")
         if found == 3:
             consolidated = _v3_consolidated(read(_V3_MARKER))
-    store = _WriteCheckedFsspecStore.from_url(
-        url, storage_options={**options, "skip_instance_cache": True}, read_only=mode == "r"
-    )
     exists = found is not None and mode != "w"
-    return Location(store, found if exists and found else zarr_format, exists, consolidated)
+    fmt = found if exists and found else zarr_format
+    if mode == "r":
+        reader = _WriteCheckedFsspecStore.from_url(
+            url, storage_options={**options, "skip_instance_cache": True}, read_only=True
+        )
+        return Location(reader, fmt, exists, consolidated)
+    slots = concurrency or DEFAULT_CONCURRENCY
+    config = dict(options.get("config_kwargs") or {})
+    config.setdefault("max_pool_connections", slots)
+    inner = _WriteCheckedFsspecStore.from_url(
+        url,
+        storage_options={**options, "config_kwargs": config, "skip_instance_cache": True},
+        read_only=False,
+    )
+    writer = ObjectWriteStore(inner, url=url, fresh=not names, concurrency=slots)
+    if exists:
+        writer.preload({k: v for k, v in seen.items() if v is not None})  # read once
+    return Location(writer, fmt, exists, consolidated)
 
 
 @contextmanager
@@ -332,9 +357,18 @@ def closed_on_error(store: ZarrStoreABC) -> Iterator[None]:
 
 
 def open_location(
-    url: str, mode: str, *, zarr_format: int, storage_options: Mapping[str, Any] | None
+    url: str,
+    mode: str,
+    *,
+    zarr_format: int,
+    storage_options: Mapping[str, Any] | None,
+    concurrency: int | None = None,
 ) -> Location:
     """Resolve ``url`` to a zarr store, check ``mode`` against what exists, detect the format.
+
+    On object storage a store opened for writing is an
+    :class:`~nwbstore.backends._object_writes.ObjectWriteStore` (metadata written once at
+    flush, chunks uploaded in the background, at most ``concurrency`` PUTs in flight).
 
     Raises
     ------
@@ -352,4 +386,5 @@ def open_location(
         return _open_local(url, rest, mode, zarr_format)
     if protocol == "memory":
         return _open_memory(url, rest.strip("/"), mode, zarr_format)
-    return _open_fsspec(url, protocol, rest, mode, zarr_format, dict(storage_options or {}))
+    options = dict(storage_options or {})
+    return _open_fsspec(url, protocol, rest, mode, zarr_format, options, concurrency)

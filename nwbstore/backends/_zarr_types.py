@@ -41,7 +41,15 @@ __all__ = [
 
 #: Bookkeeping attributes of the hdmf-zarr conventions; never shown through ``attrs``.
 HIDDEN_ATTRS = frozenset(
-    {"_LINKS", "zarr_link", "_DTYPE", "_REFERENCE_FIELDS", "zarr_dtype", "_NWBSTORE_MAXSHAPE"}
+    {
+        "_LINKS",
+        "zarr_link",
+        "_DTYPE",
+        "_REFERENCE_FIELDS",
+        "zarr_dtype",
+        "_NWBSTORE_MAXSHAPE",
+        "_NWBSTORE_WRITER",  # nwbstore.backends._object_writes.WRITER_ATTR
+    }
 )
 
 #: nwbstore's own attribute keeping a declared, limited ``maxshape`` (Zarr has none).

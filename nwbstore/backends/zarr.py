@@ -34,6 +34,7 @@ from nwbstore.backends._damage import (
     read_zarr_documents,
     zarr_node_error,
 )
+from nwbstore.backends._object_writes import ObjectWriteStore
 from nwbstore.backends._zarr_append import AppendStream, AppendStreams, chunk_row_height
 from nwbstore.backends._zarr_chunks import (
     copy_stored_chunk,
@@ -489,6 +490,7 @@ class ZarrStore(Store):
         storage_options: Mapping[str, Any] | None = None,
         zarr_format: int = 3,
         allow_pickle: bool = False,
+        concurrency: int | None = None,
     ) -> ZarrStore:
         """Open or create the Zarr store at ``url``.
 
@@ -508,6 +510,9 @@ class ZarrStore(Store):
             Read legacy arrays that declare the Pickle codec (hdmf-zarr <= 0.13) through
             nwbstore's non-executing decoder (plain values only); they stay read-only.
             By default reading them raises ``PickleRefusedError``.
+        concurrency
+            On object storage, uploads in flight at most (default
+            :data:`~nwbstore.backends._object_writes.DEFAULT_CONCURRENCY`).
 
         Raises
         ------
@@ -516,7 +521,13 @@ class ZarrStore(Store):
         """
         if zarr_format not in (2, 3):
             raise ValueError(f"zarr_format={zarr_format!r} must be 2 or 3")
-        loc = open_location(url, mode, zarr_format=zarr_format, storage_options=storage_options)
+        loc = open_location(
+            url,
+            mode,
+            zarr_format=zarr_format,
+            storage_options=storage_options,
+            concurrency=concurrency,
+        )
         fmt = loc.zarr_format
         with quiet_zarr(), closed_on_error(loc.store):
             if mode == "r":
@@ -707,12 +718,27 @@ class ZarrStore(Store):
                     self._dirty = True
 
     def flush(self) -> None:
-        """Write consolidated metadata if anything changed since the last flush."""
+        """Write what changed since the last flush; consolidated metadata last.
+
+        On object storage this waits for the chunk uploads in flight and then writes the
+        metadata documents that changed, the root document last (see
+        :mod:`nwbstore.backends._object_writes`).
+
+        Raises
+        ------
+        WriteFailedError
+            An upload failed after the storage layer's retries.
+        """
         self._flush_appends()
         if self.writable and self._dirty:
             with quiet_zarr():
                 zarr.consolidate_metadata(self._zroot.store, zarr_format=_zf(self._zarr_format))
             self._dirty = False
+        store = self._zroot.store
+        if self.writable and isinstance(store, ObjectWriteStore):
+            from zarr.core.sync import sync
+
+            sync(store.flush())
 
     def _close(self) -> None:
         try:
@@ -722,7 +748,12 @@ class ZarrStore(Store):
                 other.close()
             self._external.clear()
             self._members.clear()
-            self._zroot.store.close()  # ends an S3 store's HTTP session
+            store = self._zroot.store
+            if isinstance(store, ObjectWriteStore):
+                from zarr.core.sync import sync
+
+                sync(store.wait_idle())  # never close the session under uploads in flight
+            store.close()  # ends an S3 store's HTTP session
 
 
 class _DropUnretrieved(logging.Filter):
