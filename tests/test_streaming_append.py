@@ -10,7 +10,7 @@ import importlib.util
 import tracemalloc
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +46,8 @@ class Target:
 
     name: str
     url: str
-    open_kwargs: dict[str, Any] = field(default_factory=dict)
-    read: Callable[[str], np.ndarray] = field(default=lambda _path: np.empty(0))
+    open_kwargs: dict[str, Any]
+    read: Callable[[str], np.ndarray]
 
     @property
     def is_zarr(self) -> bool:
@@ -124,6 +124,14 @@ def _blocks(sizes: list[int], ndim: int, seed: int = 0) -> Iterator[np.ndarray]:
         yield rng.integers(-(2**15), 2**15, shape, dtype="int16")
 
 
+def _stored_rows(target: Target) -> int | None:
+    """Rows the stored metadata of ``data`` records now (None: no document stored yet)."""
+    try:
+        return int(target.read("data").shape[0])
+    except (FileNotFoundError, KeyError):
+        return None
+
+
 def _stream(ds: Any) -> Any:
     """The Zarr dataset's append stream (None on HDF5 or when nothing is pending)."""
     return getattr(ds, "_append_stream", None)
@@ -147,6 +155,8 @@ def test_blocks_of_any_size_read_back_equal(target: Target, sizes: list[int], nd
             stream = _stream(ds)
             if stream is not None:
                 assert stream.pending_nbytes <= CHUNK_ROWS * expected[:1].nbytes
+        if target.is_zarr:  # the shape is written once, when the stream settles
+            assert _stored_rows(target) in (None, 0)
     got = target.read("data")
     assert got.dtype == np.int16 and got.shape == expected.shape
     np.testing.assert_array_equal(got, expected)
@@ -318,10 +328,16 @@ def _metadata_requests(counting_s3: Any, kind: str) -> list[str]:
     return [r.path for r in counting_s3.proxy.requests if r.kind == kind and "/c/" not in r.path]
 
 
-def _thousand_appends(counting_s3: Any, dtype: str, key: str) -> tuple[np.ndarray, list[int]]:
-    """1,000 appends of 10 rows into 1000-row chunks; chunk PUTs seen after each 100."""
+def _thousand_appends(
+    counting_s3: Any, dtype: str, key: str
+) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """1,000 appends of 10 rows into 1000-row chunks.
+
+    Returns the values and, after every 50th append, the chunk PUTs seen so far and the
+    bytes the stream holds.
+    """
     values = np.arange(10_000).astype(dtype)
-    puts_so_far = []
+    checkpoints = []
     with nwbstore.open(
         counting_s3.url(key), "w", storage_options=counting_s3.storage_options
     ) as store:
@@ -329,9 +345,10 @@ def _thousand_appends(counting_s3: Any, dtype: str, key: str) -> tuple[np.ndarra
         ds = store.root.create_dataset("data", shape=(0,), dtype=dtype, settings=_settings(1))
         for i in range(1000):
             ds.append(values[i * 10 : (i + 1) * 10])
-            if i % 100 == 99:
-                puts_so_far.append(len(_chunk_requests(counting_s3, "PUT")))
-    return values, puts_so_far
+            if i % 50 == 49:
+                puts = len(_chunk_requests(counting_s3, "PUT"))
+                checkpoints.append((puts, _stream(ds).pending_nbytes))
+    return values, checkpoints
 
 
 @pytest.mark.s3
@@ -339,13 +356,17 @@ def _thousand_appends(counting_s3: Any, dtype: str, key: str) -> tuple[np.ndarra
 def test_s3_thousand_appends_put_each_chunk_once(
     counting_s3: Any, s3_server: Any, dtype: str
 ) -> None:
-    values, puts_so_far = _thousand_appends(counting_s3, dtype, "stream.zarr")
+    values, checkpoints = _thousand_appends(counting_s3, dtype, "stream.zarr")
     puts = _chunk_requests(counting_s3, "PUT")
     assert len(puts) == 10, puts
     assert sorted(p.rsplit("/", 1)[1] for p in puts) == [str(i) for i in range(10)]
     assert _chunk_requests(counting_s3, "GET") == []
     assert _chunk_requests(counting_s3, "HEAD") == []
-    assert puts_so_far == list(range(1, 11))  # each chunk is PUT as soon as it is full
+    row_bytes = CHUNK_ROWS * values.itemsize
+    for k, (puts_so_far, held) in enumerate(checkpoints):
+        full = (k + 1) // 2  # chunks completed after (k + 1) * 50 appends
+        assert puts_so_far <= full  # no chunk is PUT before it is full (uploads may lag)
+        assert held == (0 if (k + 1) % 2 == 0 else row_bytes)  # full rows are handed off
     array = zarr.open_array(
         f"s3://{counting_s3.bucket}/stream.zarr/data",
         mode="r",
