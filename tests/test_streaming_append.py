@@ -48,6 +48,7 @@ class Target:
     url: str
     open_kwargs: dict[str, Any]
     read: Callable[[str], np.ndarray]
+    sharded: bool = False  # datasets get 1000-row shards of 100-row inner chunks
 
     @property
     def is_zarr(self) -> bool:
@@ -77,9 +78,9 @@ def _hdf5_reader(url: str) -> Callable[[str], np.ndarray]:
 
 
 def _target(name: str, tmp_path: Path) -> Target:
-    if name == "zarr3":
+    if name in ("zarr3", "sharded"):
         url = str(tmp_path / "s.zarr")
-        return Target(name, url, {"zarr_format": 3}, _zarr_reader(url))
+        return Target(name, url, {"zarr_format": 3}, _zarr_reader(url), name == "sharded")
     if name == "zarr2":
         url = str(tmp_path / "s.zarr")
         return Target(name, url, {"zarr_format": 2}, _zarr_reader(url))
@@ -90,8 +91,8 @@ def _target(name: str, tmp_path: Path) -> Target:
     return Target(name, url, {}, _hdf5_reader(url))
 
 
-ALL = ["zarr3", "zarr2", "memory", "hdf5"]
-ZARR = ["zarr3", "zarr2", "memory"]
+ALL = ["zarr3", "sharded", "zarr2", "memory", "hdf5"]
+ZARR = ["zarr3", "sharded", "zarr2", "memory"]
 
 
 @pytest.fixture(params=ALL)
@@ -104,17 +105,25 @@ def zarr_target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
     return _target(request.param, tmp_path)
 
 
-def _settings(ndim: int, **extra: Any) -> DatasetSettings:
+def _settings(
+    ndim: int, *, sharded: bool = False, maxshape: tuple[int | None, ...] | None = None
+) -> DatasetSettings:
+    """1000-row chunks (128 channels wide), or 1000-row shards of 100-row inner chunks."""
     if ndim == 1:
-        return DatasetSettings(chunks=(CHUNK_ROWS,), maxshape=(None,), **extra)
-    return DatasetSettings(chunks=(CHUNK_ROWS, 128), maxshape=(None, CHANNELS), **extra)
-
-
-def _create(store: Any, ndim: int, dtype: str = "int16", **extra: Any) -> Any:
-    shape = (0,) if ndim == 1 else (0, CHANNELS)
-    return store.root.create_dataset(
-        "data", shape=shape, dtype=dtype, settings=_settings(ndim, **extra)
+        chunks, shards, grow = (CHUNK_ROWS,), (CHUNK_ROWS,), (None,)
+    else:
+        chunks, shards, grow = (CHUNK_ROWS, 128), (CHUNK_ROWS, CHANNELS), (None, CHANNELS)
+    if sharded:
+        chunks = (100, *chunks[1:])
+    return DatasetSettings(
+        chunks=chunks, shards=shards if sharded else None, maxshape=maxshape or grow
     )
+
+
+def _create(store: Any, ndim: int, target: Target, name: str = "data") -> Any:
+    shape = (0,) if ndim == 1 else (0, CHANNELS)
+    settings = _settings(ndim, sharded=target.sharded)
+    return store.root.create_dataset(name, shape=shape, dtype="int16", settings=settings)
 
 
 def _blocks(sizes: list[int], ndim: int, seed: int = 0) -> Iterator[np.ndarray]:
@@ -146,7 +155,7 @@ def test_blocks_of_any_size_read_back_equal(target: Target, sizes: list[int], nd
     blocks = list(_blocks(sizes, ndim))
     expected = np.concatenate(blocks)
     with nwbstore.open(target.url, "w", **target.open_kwargs) as store:
-        ds = _create(store, ndim)
+        ds = _create(store, ndim, target)
         done = 0
         for block in blocks:
             ds.append(block)
@@ -159,15 +168,18 @@ def test_blocks_of_any_size_read_back_equal(target: Target, sizes: list[int], nd
             assert _stored_rows(target) in (None, 0)
     got = target.read("data")
     assert got.dtype == np.int16 and got.shape == expected.shape
+    if target.sharded:
+        assert zarr.open_array(f"{target.url}/data", mode="r").shards is not None
     np.testing.assert_array_equal(got, expected)
 
 
 def test_single_rows_and_lists_are_appended(target: Target) -> None:
     with nwbstore.open(target.url, "w", **target.open_kwargs) as store:
-        ds = _create(store, 2)
+        ds = _create(store, 2, target)
         ds.append(np.arange(CHANNELS, dtype="int16"))  # one row, one axis fewer
         ds.append([list(range(CHANNELS))] * 2)  # a plain list of Python ints
-        one = store.root.create_dataset("one", shape=(0,), dtype="float32", settings=_settings(1))
+        settings = _settings(1, sharded=target.sharded)
+        one = store.root.create_dataset("one", shape=(0,), dtype="float32", settings=settings)
         for i in range(1500):
             one.append(float(i) if i % 2 else [float(i)])  # a scalar is one row of a 1-D set
         assert one.shape == (1500,)
@@ -206,7 +218,7 @@ def test_sharded_zarr_v3_streams_whole_shards(tmp_path: Path) -> None:
 def test_flush_makes_appended_rows_readable_and_appending_goes_on(zarr_target: Target) -> None:
     blocks = list(_blocks([700, 1800, 30, 470, 1234], 2))
     with nwbstore.open(zarr_target.url, "w", **zarr_target.open_kwargs) as store:
-        ds = _create(store, 2)
+        ds = _create(store, 2, zarr_target)
         for block in blocks[:2]:
             ds.append(block)  # 2500 rows: two chunk rows written, 500 pending
         assert _stream(ds).pending_nbytes > 0
@@ -226,7 +238,7 @@ def test_flush_makes_appended_rows_readable_and_appending_goes_on(zarr_target: T
 def test_reopened_partial_row_is_completed(target: Target) -> None:
     blocks = list(_blocks([1500, 10, 480, 1111], 1))
     with nwbstore.open(target.url, "w", **target.open_kwargs) as store:
-        ds = _create(store, 1)
+        ds = _create(store, 1, target)
         ds.append(blocks[0])  # 500 rows of chunk row 1 stored at close
     for done in range(2, len(blocks) + 1):
         with nwbstore.open(target.url, "r+") as store:
@@ -245,7 +257,7 @@ def test_reads_writes_and_resizes_mid_stream_see_the_appended_rows(target: Targe
         return rng.integers(-1000, 1000, (n, CHANNELS), dtype="int16")
 
     with nwbstore.open(target.url, "w", **target.open_kwargs) as store:
-        ds = _create(store, 2)
+        ds = _create(store, 2, target)
 
         def append(block: np.ndarray) -> None:
             nonlocal model
@@ -436,6 +448,36 @@ def test_s3_flush_then_reopen_rereads_the_partial_chunk_once(
     np.testing.assert_array_equal(stored(), values)
 
 
+@pytest.mark.s3
+def test_s3_sharded_flushes_write_the_partial_shard_without_reading_it(
+    counting_s3: Any, s3_server: Any
+) -> None:
+    """zarr reads an edge shard back before writing it; the stream writes whole shard rows."""
+    blocks = list(_blocks([2540, 10, 460, 10], 2))
+    url = counting_s3.url("sharded.zarr")
+    with nwbstore.open(url, "w", storage_options=counting_s3.storage_options) as store:
+        ds = store.root.create_dataset(
+            "data", shape=(0, CHANNELS), dtype="int16", settings=_settings(2, sharded=True)
+        )
+        counting_s3.reset()
+        ds.append(blocks[0])
+        store.flush()  # shard 2 holds 540 rows
+        ds.append(blocks[1])
+        store.flush()  # shard 2 again, 550 rows: the stored one is not read back
+        ds.append(blocks[2])  # completes shard 2
+        ds.append(blocks[3])
+    requests = counting_s3.proxy.requests
+    chunks = sorted((r.kind, r.path.rsplit("/data/", 1)[1]) for r in requests if "/c/" in r.path)
+    assert chunks == [("PUT", f"c/{i}/0") for i in (0, 1, 2, 2, 2, 3)], chunks
+    array = zarr.open_array(
+        f"s3://{counting_s3.bucket}/sharded.zarr/data",
+        mode="r",
+        storage_options=s3_server.storage_options,
+    )
+    assert array.shards == (CHUNK_ROWS, CHANNELS)
+    np.testing.assert_array_equal(array[...], np.concatenate(blocks))
+
+
 # -- bad input: a clear error naming the dataset, and nothing written --------------------
 
 
@@ -443,7 +485,7 @@ def _prepared(target: Target, *, maxshape: tuple[int | None, ...] | None = None)
     """A store holding ``data`` (2-D, 1,500 rows appended, half a chunk row pending)."""
     first = next(_blocks([1500], 2, seed=9))
     with nwbstore.open(target.url, "w", **target.open_kwargs) as store:
-        settings = DatasetSettings(chunks=(CHUNK_ROWS, 128), maxshape=maxshape or (None, CHANNELS))
+        settings = _settings(2, sharded=target.sharded, maxshape=maxshape)
         ds = store.root.create_dataset(
             "data", shape=(0, CHANNELS), dtype="int16", settings=settings
         )
