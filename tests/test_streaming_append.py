@@ -196,9 +196,7 @@ def test_sharded_zarr_v3_streams_whole_shards(tmp_path: Path) -> None:
             "data",
             shape=(0, CHANNELS),
             dtype="int16",
-            settings=DatasetSettings(
-                chunks=(100, 128), shards=(CHUNK_ROWS, CHANNELS), maxshape=(None, CHANNELS)
-            ),
+            settings=_settings(2, sharded=True),
         )
         for block in blocks:
             ds.append(block)
