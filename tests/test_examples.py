@@ -52,8 +52,36 @@ def test_quickstart_without_a_folder_cleans_up(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_stream_append(tmp_path: Path) -> None:
+    out = run(str(EXAMPLES / "stream_append.py"), str(tmp_path)).stdout
+    assert "appended 7090 rows of 16 channels" in out
+    assert "after flush another reader sees 7090 rows" in out
+    assert "after close: (9000, 16) int16, chunks (1000, 16)" in out
+    assert f"files kept in {tmp_path}" in out
+    stored = zarr.open_array(tmp_path / "stream.zarr/acquisition/ephys/data", mode="r")
+    assert stored.shape == (9000, 16)
+    assert not stored[7090:].any() and stored[:7090].any()
+
+
+def test_stream_append_without_a_folder_cleans_up(tmp_path: Path) -> None:
+    import os
+
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "stream_append.py")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "after close: (9000, 16)" in done.stdout and "files kept" not in done.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_examples_print_usage(tmp_path: Path) -> None:
-    for script in ("quickstart.py", "s3_zarr.py"):
+    for script in ("quickstart.py", "s3_zarr.py", "stream_append.py"):
         helped = run(str(EXAMPLES / script), "--help")
         assert helped.stdout.startswith("usage:")
     missing = run(str(EXAMPLES / "s3_zarr.py"), expect=2)

@@ -11,8 +11,10 @@ without copying the block.
 
 The stored shape is grown only when the stream is *settled*: at ``flush()``/``close()``,
 before a read, a write, a resize or a raw-chunk access of the dataset. Settling writes the
-open chunk row as it is (an edge chunk, again without reading) and then the new shape, so a
-reader never sees a shape that covers chunks not written yet. Complete chunk rows beyond the
+open chunk row as it is (an edge chunk, again without reading; for a sharded array the whole
+shard row, its rows past the end as fill, because zarr reads an edge shard back before
+writing it) and then the new shape, so a reader never sees a shape that covers chunks not
+written yet. Complete chunk rows beyond the
 stored shape are written through an unsaved view of the array whose shape covers them; the
 array's metadata is not touched until the stream settles.
 
@@ -142,7 +144,15 @@ class AppendStream:
         if not self._unwritten:
             return False
         assert self._pending is not None
-        self._write_rows(self._start, self._pending[: self.length - self._start])
+        held = self.length - self._start
+        if self._array.shards is None:
+            self._write_rows(self._start, self._pending[:held])
+        else:
+            # zarr writes an edge *shard* by reading the stored one back first (a HEAD, or a
+            # GET once a flush has stored it): write the whole shard row instead, the rows
+            # past the end as fill, which readers never see (the shape stops before them)
+            self._pending[held:] = self._array.fill_value
+            self._write_rows(self._start, self._pending)
         self._unwritten = False
         return True
 
