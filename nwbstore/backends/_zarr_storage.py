@@ -20,10 +20,10 @@ from typing import Any
 
 from zarr.abc.store import Store as ZarrStoreABC
 from zarr.core.buffer import Buffer
-from zarr.storage import FsspecStore
 
 from nwbstore.backends._damage import check_zarr_document
-from nwbstore.backends._remote import denied_write, list_root, probe_filesystem
+from nwbstore.backends._remote import S3_PROTOCOLS, denied_write, list_root, probe_filesystem
+from nwbstore.backends._s3_retries import RetryingFsspecStore, s3_write_options
 from nwbstore.errors import (
     StoreExistsError,
     StoreNotFoundError,
@@ -245,8 +245,12 @@ def _buffer_bytes(buf: Any) -> bytes | None:
 # -- fsspec (S3 and friends) ----------------------------------------------------------------
 
 
-class _WriteCheckedFsspecStore(FsspecStore):
+class _WriteCheckedFsspecStore(RetryingFsspecStore):
     """An ``FsspecStore`` whose refused writes raise nwbstore's error naming the store.
+
+    Every request is retried under nwbstore's policy (see
+    :mod:`nwbstore.backends._s3_retries`): transient faults with backoff, within bounded
+    attempts and time; an unreachable endpoint and permanent errors at once.
 
     s3fs reports an S3 ``AccessDenied`` as a bare ``PermissionError``; here it becomes a
     :class:`~nwbstore.errors.ReadOnlyError` that names the URL and says which credentials and
@@ -314,11 +318,24 @@ def _open_fsspec(
             raise UnknownFormatError(f"{url} holds a Zarr array at its root, not a group")
         if found == 3:
             consolidated = _v3_consolidated(read(_V3_MARKER))
+    store_options = {**options, "skip_instance_cache": True}
+    if protocol in S3_PROTOCOLS:
+        store_options = s3_write_options(store_options, _zarr_concurrency())
     store = _WriteCheckedFsspecStore.from_url(
-        url, storage_options={**options, "skip_instance_cache": True}, read_only=mode == "r"
+        url, storage_options=store_options, read_only=mode == "r"
     )
+    assert isinstance(store, _WriteCheckedFsspecStore)
+    store.configure_retries()
     exists = found is not None and mode != "w"
     return Location(store, found if exists and found else zarr_format, exists, consolidated)
+
+
+def _zarr_concurrency() -> int:
+    """Requests zarr-python runs at once per operation (``async.concurrency``, default 10)."""
+    import zarr
+
+    value = zarr.config.get("async.concurrency")
+    return value if isinstance(value, int) and value > 0 else 10
 
 
 @contextmanager
