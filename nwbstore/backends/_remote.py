@@ -38,6 +38,7 @@ __all__ = [
     "denied_write",
     "endpoint_of",
     "list_root",
+    "probe_call",
     "probe_filesystem",
     "probe_url",
     "stat_path",
@@ -101,7 +102,7 @@ def probe_filesystem(protocol: str, storage_options: Mapping[str, Any]) -> Any:
         config = dict(opts.get("config_kwargs") or {})
         config.setdefault("connect_timeout", PROBE_CONNECT_TIMEOUT)
         config.setdefault("read_timeout", PROBE_READ_TIMEOUT)
-        # one botocore attempt: transient faults are retried by _probe_call (nwbstore's policy)
+        # one botocore attempt: transient faults are retried by probe_call (nwbstore's policy)
         config["retries"] = {"total_max_attempts": 1, "mode": "standard"}
         opts["config_kwargs"] = config
     try:
@@ -215,7 +216,7 @@ def translate_s3_error(
     return None
 
 
-def _probe_call[T](
+def probe_call[T](
     url: str, protocol: str, options: Mapping[str, Any], what: str, op: Callable[[], T]
 ) -> T:
     """``op()`` (one probe request) with transient faults (503, 500, resets) retried.
@@ -258,9 +259,7 @@ def _check_bucket(fs: Any, url: str, path: str, protocol: str, options: Mapping[
         return
     bucket = path.split("/", 1)[0]
     try:
-        _probe_call(
-            url, protocol, options, "HEAD", lambda: fs.call_s3("head_bucket", Bucket=bucket)
-        )
+        probe_call(url, protocol, options, "HEAD", lambda: fs.call_s3("head_bucket", Bucket=bucket))
     except PermissionError:
         return  # 403, not 404: the bucket exists, these credentials may not ask about it
     except FileNotFoundError:
@@ -289,7 +288,7 @@ def list_root(fs: Any, url: str, path: str, protocol: str, options: Mapping[str,
     """
     try:
         with _probe_errors(url, protocol, options):
-            entries = _probe_call(
+            entries = probe_call(
                 url, protocol, options, "LIST", lambda: fs.ls(path, detail=False, refresh=True)
             )
         return {posixpath.basename(str(e).rstrip("/")) for e in entries}
@@ -315,9 +314,7 @@ def stat_path(
     """
     try:
         with _probe_errors(url, protocol, options):
-            info: dict[str, Any] = _probe_call(
-                url, protocol, options, "HEAD", lambda: fs.info(path)
-            )
+            info: dict[str, Any] = probe_call(url, protocol, options, "HEAD", lambda: fs.info(path))
         return info
     except FileNotFoundError:
         pass

@@ -514,13 +514,19 @@ class RetryingFsspecStore(FsspecStore):
     async def create_object(self, key: str, value: Buffer) -> None:
         """PUT ``key`` only if no object is there (``If-None-Match: *``), retried.
 
+        A 412 answer after an attempt whose answer was lost is ambiguous: the lost attempt may
+        have created the object. Attempts are seen here, but aiohttp also resends a PUT once,
+        unseen, when a kept-alive connection drops; so a 412 on the first attempt is checked
+        too: if the object's ETag is the MD5 of ``value`` (what a single-part PUT of these
+        bytes stores), the outcome is reported as unknown, not as another writer's object.
+
         Raises
         ------
         StoreExistsError
-            The first attempt was answered 412: the object existed before this call.
+            412 on the first attempt and the object holds other bytes: another writer made it.
         CreateOutcomeUnknownError
-            A retry was answered 412 after an earlier attempt got no answer: that attempt may
-            have created the object, or another writer did. Read the object to tell.
+            412 on a retry after an attempt that got no answer, or 412 on an object holding
+            exactly these bytes: this call may have created it, or another writer did.
         """
         self._check_writable()
         path = f"{self.path.rstrip('/')}/{key}" if self.path else key
@@ -536,17 +542,25 @@ class RetryingFsspecStore(FsspecStore):
             except Exception as err:
                 if not _precondition_failed(err) and not isinstance(err, FileExistsError):
                     raise
-                if tries == 1:
+                if tries == 1 and not await self._holds(path, data):
                     raise StoreExistsError(
                         f"{url} already exists: a conditional create (If-None-Match: *) was "
                         "refused; another writer created it"
                     ) from None
                 raise CreateOutcomeUnknownError(
-                    f"{url}: a conditional create was refused (412) on attempt {tries}, after "
-                    "an earlier attempt got no answer; that attempt may have created the object, "
-                    "or another writer did. Read the object to tell which",
+                    f"{url}: a conditional create was refused (412) on attempt {tries} after "
+                    "a request whose answer may have been lost; that request may have created "
+                    "the object, or another writer did. Read the object to tell which",
                     url=url,
                     attempts=tries,
                 ) from None
 
         await self._retried("PUT", key, attempt)
+
+    async def _holds(self, path: str, data: bytes) -> bool:
+        """True if the object at ``path`` has the ETag a single-part PUT of ``data`` gives."""
+        import hashlib
+
+        info = await self.fs._info(path, refresh=True)
+        etag = str(info.get("ETag") or "").strip('"')
+        return etag == hashlib.md5(data, usedforsecurity=False).hexdigest()

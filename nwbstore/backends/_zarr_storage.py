@@ -9,6 +9,7 @@ botocore traceback after a minute of retries.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import posixpath
@@ -22,7 +23,13 @@ from zarr.abc.store import Store as ZarrStoreABC
 from zarr.core.buffer import Buffer
 
 from nwbstore.backends._damage import check_zarr_document
-from nwbstore.backends._remote import S3_PROTOCOLS, denied_write, list_root, probe_filesystem
+from nwbstore.backends._remote import (
+    S3_PROTOCOLS,
+    denied_write,
+    list_root,
+    probe_call,
+    probe_filesystem,
+)
 from nwbstore.backends._s3_retries import RetryingFsspecStore, s3_write_options
 from nwbstore.errors import (
     StoreExistsError,
@@ -309,7 +316,8 @@ def _open_fsspec(
 
     def read(key: str) -> bytes | None:
         try:
-            return bytes(probe.cat_file(f"{path}/{key}"))
+            op = functools.partial(probe.cat_file, f"{path}/{key}")
+            return bytes(probe_call(f"{url}/{key}", protocol, options, "GET", op))
         except FileNotFoundError:
             return None
 

@@ -10,6 +10,9 @@ test suite) and records it. It can also
   ``fail_status``) without forwarding them,
 - forward a chosen fraction but drop the connection half-way through the response body,
 - read a chosen fraction and close the connection without any answer (``reset_fraction``),
+- forward a chosen fraction and close the connection instead of answering (``lose_fraction``:
+  the request took effect, its answer is lost),
+- stop injecting after ``max_faults`` faults,
 - restrict those faults to some request kinds (``fault_kinds={"PUT"}``).
 
 :func:`silent_endpoint` (a port that accepts connections and never answers) and
@@ -54,6 +57,10 @@ __all__ = [
 FAULT_CODES: dict[int, tuple[str, str]] = {
     500: ("InternalError", "We encountered an internal error. Please try again."),
     503: ("SlowDown", "Please reduce your request rate."),
+    403: (
+        "InvalidAccessKeyId",
+        "The AWS Access Key Id you provided does not exist in our records.",
+    ),
 }
 
 #: Headers that describe one hop, not the message; never forwarded.
@@ -77,7 +84,7 @@ class RecordedRequest:
     path: str
     query: str
     status: int
-    #: ``"503"``/``"500"`` (answered by the proxy), ``"drop"``, ``"reset"``, or ``None``.
+    #: ``"503"``/``"500"`` (answered by the proxy), ``"drop"``, ``"reset"``, ``"lose"``, or None.
     fault: str | None = None
 
 
@@ -149,6 +156,12 @@ class _Handler(BaseHTTPRequestHandler):
         status, reason, out_headers, payload = proxy._forward(
             self.command, self.path, body, headers
         )
+        if fault == "lose":
+            proxy._record(
+                RecordedRequest(kind, self.command, split.path, split.query, status, "lose")
+            )
+            self.close_connection = True  # forwarded; the answer never comes
+            return
         dropped = fault == "drop" and self.command != "HEAD" and len(payload) > 1
         proxy._record(
             RecordedRequest(
@@ -205,6 +218,11 @@ class S3Proxy:
         Fraction of requests forwarded whose response is cut off half-way.
     reset_fraction
         Fraction of requests read and answered by closing the connection (not forwarded).
+    lose_fraction
+        Fraction of requests forwarded and then answered by closing the connection: the
+        request took effect upstream, the client never learns it.
+    max_faults
+        Inject at most this many faults, then forward everything; ``None``: no limit.
     fail_status
         ``503`` (``SlowDown``, the default) or ``500`` (``InternalError``); see
         :data:`FAULT_CODES`. Other statuses are sent with their number as the error code.
@@ -223,8 +241,10 @@ class S3Proxy:
         fail_fraction: float = 0.0,
         drop_fraction: float = 0.0,
         reset_fraction: float = 0.0,
+        lose_fraction: float = 0.0,
         fail_status: int = 503,
         fault_kinds: Collection[str] | None = None,
+        max_faults: int | None = None,
         seed: int = 0,
     ) -> None:
         split = urlsplit(upstream)
@@ -233,8 +253,11 @@ class S3Proxy:
         self.fail_fraction = fail_fraction
         self.drop_fraction = drop_fraction
         self.reset_fraction = reset_fraction
+        self.lose_fraction = lose_fraction
         self.fail_status = fail_status
         self.fault_kinds = _kinds(fault_kinds)
+        self.max_faults = max_faults
+        self._injected = 0
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
@@ -299,7 +322,10 @@ class S3Proxy:
 
     @property
     def faults(self) -> Counter[str]:
-        """Faults injected since the last :meth:`reset` (``"503"``, ``"drop"``, ``"reset"``)."""
+        """Faults injected since the last :meth:`reset` by kind.
+
+        ``"503"``/``"500"``/... (answered by the proxy), ``"drop"``, ``"reset"``, ``"lose"``.
+        """
         return Counter(r.fault for r in self.requests if r.fault)
 
     def set_faults(
@@ -308,8 +334,10 @@ class S3Proxy:
         fail_fraction: float = 0.0,
         drop_fraction: float = 0.0,
         reset_fraction: float = 0.0,
+        lose_fraction: float = 0.0,
         fail_status: int = 503,
         fault_kinds: Collection[str] | None = None,
+        max_faults: int | None = None,
         seed: int = 0,
     ) -> None:
         """Change the faults (see the class's parameters) and reseed the draw."""
@@ -317,8 +345,11 @@ class S3Proxy:
             self.fail_fraction = fail_fraction
             self.drop_fraction = drop_fraction
             self.reset_fraction = reset_fraction
+            self.lose_fraction = lose_fraction
             self.fail_status = fail_status
             self.fault_kinds = _kinds(fault_kinds)
+            self.max_faults = max_faults
+            self._injected = 0
             self._random = random.Random(seed)
 
     # -- internals ---------------------------------------------------------------------------
@@ -329,18 +360,25 @@ class S3Proxy:
 
     def _draw_fault(self, kind: str) -> str | None:
         with self._lock:
-            if not (self.fail_fraction or self.drop_fraction or self.reset_fraction):
+            rates = (
+                ("fail", self.fail_fraction),
+                ("drop", self.drop_fraction),
+                ("reset", self.reset_fraction),
+                ("lose", self.lose_fraction),
+            )
+            if not any(rate for _, rate in rates):
                 return None
             if self.fault_kinds is not None and kind not in self.fault_kinds:
                 return None
+            if self.max_faults is not None and self._injected >= self.max_faults:
+                return None
             draw = self._random.random()
-            fail, drop = self.fail_fraction, self.drop_fraction
-        if draw < fail:
-            return "fail"
-        if draw < fail + drop:
-            return "drop"
-        if draw < fail + drop + self.reset_fraction:
-            return "reset"
+            bound = 0.0
+            for fault, rate in rates:
+                bound += rate
+                if draw < bound:
+                    self._injected += 1
+                    return fault
         return None
 
     def _connection(self) -> http.client.HTTPConnection:
@@ -500,6 +538,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fail-fraction", type=float, default=0.0)
     parser.add_argument("--drop-fraction", type=float, default=0.0)
     parser.add_argument("--reset-fraction", type=float, default=0.0)
+    parser.add_argument("--lose-fraction", type=float, default=0.0)
     parser.add_argument("--fail-status", type=int, default=503, choices=sorted(FAULT_CODES))
     parser.add_argument(
         "--fault-kinds", default=None, help="comma-separated kinds the faults apply to (PUT,GET)"
@@ -512,6 +551,7 @@ def main(argv: list[str] | None = None) -> None:
         fail_fraction=args.fail_fraction,
         drop_fraction=args.drop_fraction,
         reset_fraction=args.reset_fraction,
+        lose_fraction=args.lose_fraction,
         fail_status=args.fail_status,
         fault_kinds=args.fault_kinds.split(",") if args.fault_kinds else None,
         seed=args.seed,
