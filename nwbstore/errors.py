@@ -101,7 +101,9 @@ class CreateOutcomeUnknownError(NwbStoreError, FileExistsError):
         Attempts made, the first included.
     """
 
-    def __init__(self, message: str, *, url: str | None = None, attempts: int | None = None):
+    def __init__(
+        self, message: str, *, url: str | None = None, attempts: int | None = None
+    ) -> None:
         super().__init__(message)
         self.url = url
         self.attempts = attempts
