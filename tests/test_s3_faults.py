@@ -317,6 +317,9 @@ def test_classify() -> None:
     assert classify(client_error("SlowDown", 503)) is Fault.TRANSIENT
     assert classify(client_error("InternalError", 500)) is Fault.TRANSIENT
     assert classify(client_error("RequestTimeout", 400)) is Fault.TRANSIENT
+    answered = TimeoutError("RequestTimeout, as s3fs translates it")
+    answered.__cause__ = client_error("RequestTimeout", 400).__cause__
+    assert classify(answered, timeouts_unreachable=True) is Fault.TRANSIENT  # an answer
     for code, status in [
         ("AccessDenied", 403),
         ("InvalidAccessKeyId", 403),

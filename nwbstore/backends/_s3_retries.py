@@ -170,7 +170,12 @@ def _chain(err: BaseException) -> list[BaseException]:
     current: BaseException | None = err
     while current is not None and all(current is not s for s in seen) and len(seen) < 16:
         seen.append(current)
-        current = current.__cause__ or current.__context__
+        if current.__cause__ is not None:
+            current = current.__cause__
+        elif current.__suppress_context__:  # ``raise ... from None``
+            break
+        else:
+            current = current.__context__
     return seen
 
 
@@ -246,9 +251,21 @@ def classify(err: BaseException, *, timeouts_unreachable: bool = False) -> Fault
 
     s3fs turns botocore's ``ClientError`` into ``OSError``/``PermissionError``/... with the
     original as ``__cause__``: the chain is searched, outermost first, for an exception that
-    tells. Nothing recognised is :attr:`Fault.PERMANENT` (never retried blindly).
+    tells. An answer of the server (a ``ClientError`` anywhere in the chain) decides first:
+    s3fs maps the code ``RequestTimeout`` to ``TimeoutError``, which is not a network
+    timeout. Nothing recognised is :attr:`Fault.PERMANENT` (never retried blindly).
     """
-    for link in _chain(err):
+    from botocore.exceptions import ClientError
+
+    from nwbstore.errors import NwbStoreError
+
+    chain = _chain(err)
+    if isinstance(err, NwbStoreError):
+        return Fault.PERMANENT  # already translated by nwbstore
+    for link in chain:
+        if isinstance(link, ClientError):
+            return _client_error_fault(link) or Fault.PERMANENT
+    for link in chain:
         fault = _one_fault(link, timeouts_unreachable)
         if fault is not None:
             return fault
