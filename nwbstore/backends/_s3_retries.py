@@ -446,8 +446,11 @@ class RetryingFsspecStore(FsspecStore):
     def configure_retries(self, policy: RetryPolicy | None = None) -> None:
         """Use ``policy`` (default: :meth:`RetryPolicy.from_env`); s3fs makes one attempt."""
         self._retry_policy = policy or RetryPolicy.from_env()
-        if hasattr(self.fs, "retries"):
-            self.fs.retries = 1  # s3fs's loop would retry (and sleep) inside each attempt
+        protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
+        if "s3" in protocols and hasattr(self.fs, "retries"):
+            # s3fs's loop would retry (and sleep) inside each attempt; other filesystems
+            # (gcsfs, ...) keep their own retries, whose errors this policy does not know
+            self.fs.retries = 1
 
     def with_read_only(self, read_only: bool = False) -> FsspecStore:
         store = super().with_read_only(read_only)
