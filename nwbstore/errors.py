@@ -14,6 +14,7 @@ __all__ = [
     "ContainsNodeError",
     "CorruptChunkError",
     "CorruptStoreError",
+    "CreateOutcomeUnknownError",
     "EndpointUnreachableError",
     "IncompleteStoreError",
     "LinkTargetConflictError",
@@ -23,6 +24,7 @@ __all__ = [
     "NwbStoreWarning",
     "PickleRefusedError",
     "ReadOnlyError",
+    "RetriesExhaustedError",
     "SameSourceAndDestinationError",
     "SettingsError",
     "StoreExistsError",
@@ -53,6 +55,59 @@ class BucketNotFoundError(StoreNotFoundError):
 
 class EndpointUnreachableError(NwbStoreError, ConnectionError):
     """The object-storage endpoint could not be reached (connection refused, DNS, timeout)."""
+
+
+class RetriesExhaustedError(EndpointUnreachableError):
+    """An object-storage request kept failing with transient faults (503, 500, resets,
+    timeouts) until the retry limits (attempts, seconds) ran out.
+
+    Attributes
+    ----------
+    url
+        The object (or store) the request was for.
+    attempts
+        Attempts made, the first included.
+    elapsed
+        Seconds from the first attempt to giving up.
+    last_error
+        The last failure, on one line, without credentials.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        attempts: int | None = None,
+        elapsed: float | None = None,
+        last_error: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.url = url
+        self.attempts = attempts
+        self.elapsed = elapsed
+        self.last_error = last_error
+
+
+class CreateOutcomeUnknownError(NwbStoreError, FileExistsError):
+    """A conditional create (``If-None-Match: *``) was refused with 412 on a retry, after an
+    earlier attempt got no answer: the object exists, but it may be this writer's own
+    (the lost attempt succeeded) or another writer's. Read it to tell.
+
+    Attributes
+    ----------
+    url
+        The object.
+    attempts
+        Attempts made, the first included.
+    """
+
+    def __init__(
+        self, message: str, *, url: str | None = None, attempts: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.url = url
+        self.attempts = attempts
 
 
 class AccessDeniedError(NwbStoreError, PermissionError):

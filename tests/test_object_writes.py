@@ -20,10 +20,20 @@ from zarr.storage import FsspecStore, MemoryStore
 
 import nwbstore
 from nwbstore.backends._object_writes import WRITER_ATTR, ObjectWriteStore
+from nwbstore.backends._zarr_storage import _WriteCheckedFsspecStore
 from nwbstore.errors import StoreExistsError, WriteFailedError
 
 N_GROUPS = 50
 N_ARRAYS = 50
+
+
+def _s3_store(url: str, counting_s3: Any) -> Any:
+    """The storage layer nwbstore puts under the write path (retries, conditional create)."""
+    inner = _WriteCheckedFsspecStore.from_url(
+        url, storage_options=counting_s3.storage_options, read_only=False
+    )
+    inner.configure_retries()
+    return inner
 
 
 def _keys(counting_s3: Any) -> Counter[str]:
@@ -115,8 +125,7 @@ def test_a_second_writer_of_the_same_new_store_is_refused(counting_s3: Any) -> N
     url = counting_s3.url("two.zarr")
     first = nwbstore.open(url, "w-", storage_options=counting_s3.storage_options)
     # the second writer looked before the first created anything: simulate by a fresh wrapper
-    inner = FsspecStore.from_url(url, storage_options=counting_s3.storage_options, read_only=False)
-    second = ObjectWriteStore(inner, url=url, fresh=True)
+    second = ObjectWriteStore(_s3_store(url, counting_s3), url=url, fresh=True)
     with pytest.raises(StoreExistsError, match="another writer"):
         zarr.open_group(store=second, mode="w")
     first.root.create_dataset("x", data=[1, 2, 3])
@@ -128,8 +137,7 @@ def test_a_second_writer_of_the_same_new_store_is_refused(counting_s3: Any) -> N
 
 def test_a_claim_retried_after_a_lost_answer_is_not_a_conflict(counting_s3: Any) -> None:
     url = counting_s3.url("retried.zarr")
-    inner = FsspecStore.from_url(url, storage_options=counting_s3.storage_options, read_only=False)
-    store = ObjectWriteStore(inner, url=url, fresh=True)
+    store = ObjectWriteStore(_s3_store(url, counting_s3), url=url, fresh=True)
     zarr.open_group(store=store, mode="w")  # the claim reached the server
     # the same writer sends its claim again (as a retry after a lost answer would)
     store._claim_root = True
@@ -166,6 +174,7 @@ def test_reads_of_own_keys_cost_nothing_and_see_chunks_in_flight() -> None:
     inner = _SlowStore(delay=0.05)
     store = ObjectWriteStore(inner, url="memory://own", fresh=True)
     group = zarr.open_group(store=store, mode="w")
+    inner.reads = 0  # the claim of the root looked first (a memory store has no If-None-Match)
     array = group.create_array("x", shape=(10,), chunks=(5,), dtype="int16", fill_value=0)
     array[:5] = 7
     array[2:8] = 3  # partial write: reads chunk 0 back while it may still be in flight

@@ -48,7 +48,12 @@ from zarr.abc.store import (
 )
 from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 
-from nwbstore.errors import NwbStoreError, StoreExistsError, WriteFailedError
+from nwbstore.errors import (
+    CreateOutcomeUnknownError,
+    NwbStoreError,
+    StoreExistsError,
+    WriteFailedError,
+)
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -102,12 +107,6 @@ def _slice(buf: Buffer, byte_range: ByteRequest | None) -> Buffer:
 
 def _digest(buf: Buffer) -> bytes:
     return hashlib.blake2b(buf.to_bytes(), digest_size=16).digest()
-
-
-def _is_precondition_failed(err: BaseException) -> bool:
-    """True for S3's 412 PreconditionFailed (the key exists) as s3fs/botocore raise it."""
-    text = f"{type(err).__name__} {err}"
-    return "PreconditionFailed" in text or "412" in text or isinstance(err, FileExistsError)
 
 
 class ObjectWriteStore(Store):
@@ -392,19 +391,21 @@ class ObjectWriteStore(Store):
             doc.setdefault("attributes", {})[WRITER_ATTR] = self._token
             body = json.dumps(doc).encode()
         claimed = value.__class__.from_bytes(body)
-        fs = getattr(self._inner, "fs", None)
-        base = getattr(self._inner, "path", None)
-        if fs is not None and base is not None and hasattr(fs, "_pipe_file") and _is_s3(fs):
+        create = getattr(self._inner, "create_object", None)
+        if callable(create):  # S3: If-None-Match: *, retried (nwbstore.backends._s3_retries)
             try:
-                await fs._pipe_file(f"{base.rstrip('/')}/{key}", body, mode="create")
-            except Exception as err:
-                if not _is_precondition_failed(err):
-                    raise _storage_error(self._inner, err) from err
+                await create(key, claimed)
+            except CreateOutcomeUnknownError:  # a lost answer: read whose claim it is
                 found = await self._inner.get(key, default_buffer_prototype())
                 if found is None or found.to_bytes() != body:
                     raise self._taken() from None
-        else:
-            if await self._inner.exists(key):
+            except StoreExistsError:
+                raise self._taken() from None
+            except PermissionError as err:
+                raise _storage_error(self._inner, err) from err
+        else:  # no conditional create: look first (not safe against a writer racing this one)
+            found = await self._inner.get(key, default_buffer_prototype())
+            if found is not None and found.to_bytes() != body:
                 raise self._taken()
             await self._inner.set(key, claimed)
         self._stored.add(key)
@@ -519,12 +520,6 @@ class ObjectWriteStore(Store):
 
     def list(self) -> AsyncIterator[str]:
         return self.list_prefix("")
-
-
-def _is_s3(fs: Any) -> bool:
-    protocol = getattr(fs, "protocol", ())
-    protocols = (protocol,) if isinstance(protocol, str) else tuple(protocol)
-    return any(p in ("s3", "s3a") for p in protocols)
 
 
 def _storage_error(store: Any, err: BaseException) -> BaseException:

@@ -16,10 +16,11 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+from nwbstore.backends._s3_retries import RetryPolicy, retry_sync
 from nwbstore.errors import (
     AccessDeniedError,
     BucketNotFoundError,
@@ -32,10 +33,12 @@ from nwbstore.errors import (
 
 __all__ = [
     "PROBE_CONNECT_TIMEOUT",
+    "PROBE_READ_TIMEOUT",
     "access_denied",
     "denied_write",
     "endpoint_of",
     "list_root",
+    "probe_call",
     "probe_filesystem",
     "probe_url",
     "stat_path",
@@ -45,6 +48,9 @@ __all__ = [
 
 #: Seconds to wait for a connection when probing an S3 endpoint.
 PROBE_CONNECT_TIMEOUT = 3
+#: Seconds to wait for the probe's answer: an endpoint that accepts connections and never
+#: answers is reported as unreachable after this long, not retried.
+PROBE_READ_TIMEOUT = 5
 #: Protocols served by s3fs.
 S3_PROTOCOLS = ("s3", "s3a")
 
@@ -95,8 +101,9 @@ def probe_filesystem(protocol: str, storage_options: Mapping[str, Any]) -> Any:
     if protocol in S3_PROTOCOLS:
         config = dict(opts.get("config_kwargs") or {})
         config.setdefault("connect_timeout", PROBE_CONNECT_TIMEOUT)
-        config.setdefault("read_timeout", 20)
-        config["retries"] = {"max_attempts": 1, "mode": "standard"}
+        config.setdefault("read_timeout", PROBE_READ_TIMEOUT)
+        # one botocore attempt: transient faults are retried by probe_call (nwbstore's policy)
+        config["retries"] = {"total_max_attempts": 1, "mode": "standard"}
         opts["config_kwargs"] = config
     try:
         fs = fsspec.filesystem(protocol, **opts)
@@ -209,6 +216,22 @@ def translate_s3_error(
     return None
 
 
+def probe_call[T](
+    url: str, protocol: str, options: Mapping[str, Any], what: str, op: Callable[[], T]
+) -> T:
+    """``op()`` (one probe request) with transient faults (503, 500, resets) retried.
+
+    A read timeout counts as an unreachable endpoint here: the probe is the first request,
+    and an endpoint that never answers it fails in seconds instead of minutes of retries.
+    """
+    return retry_sync(
+        op,
+        what=f"{what} {url}",
+        policy=RetryPolicy.from_env(timeouts_unreachable=True),
+        on_unreachable=lambda err: unreachable(url, protocol, options, err),
+    )
+
+
 @contextmanager
 def _probe_errors(url: str, protocol: str, options: Mapping[str, Any]) -> Iterator[None]:
     """Translate what a probe request raises; ``FileNotFoundError`` passes through."""
@@ -236,7 +259,7 @@ def _check_bucket(fs: Any, url: str, path: str, protocol: str, options: Mapping[
         return
     bucket = path.split("/", 1)[0]
     try:
-        fs.call_s3("head_bucket", Bucket=bucket)
+        probe_call(url, protocol, options, "HEAD", lambda: fs.call_s3("head_bucket", Bucket=bucket))
     except PermissionError:
         return  # 403, not 404: the bucket exists, these credentials may not ask about it
     except FileNotFoundError:
@@ -265,7 +288,9 @@ def list_root(fs: Any, url: str, path: str, protocol: str, options: Mapping[str,
     """
     try:
         with _probe_errors(url, protocol, options):
-            entries = fs.ls(path, detail=False, refresh=True)
+            entries = probe_call(
+                url, protocol, options, "LIST", lambda: fs.ls(path, detail=False, refresh=True)
+            )
         return {posixpath.basename(str(e).rstrip("/")) for e in entries}
     except FileNotFoundError:
         pass
@@ -289,7 +314,7 @@ def stat_path(
     """
     try:
         with _probe_errors(url, protocol, options):
-            info: dict[str, Any] = fs.info(path)
+            info: dict[str, Any] = probe_call(url, protocol, options, "HEAD", lambda: fs.info(path))
         return info
     except FileNotFoundError:
         pass

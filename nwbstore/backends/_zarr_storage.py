@@ -9,6 +9,7 @@ botocore traceback after a minute of retries.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import posixpath
@@ -20,11 +21,17 @@ from typing import Any
 
 from zarr.abc.store import Store as ZarrStoreABC
 from zarr.core.buffer import Buffer
-from zarr.storage import FsspecStore
 
 from nwbstore.backends._damage import check_zarr_document
 from nwbstore.backends._object_writes import DEFAULT_CONCURRENCY, ObjectWriteStore
-from nwbstore.backends._remote import denied_write, list_root, probe_filesystem
+from nwbstore.backends._remote import (
+    S3_PROTOCOLS,
+    denied_write,
+    list_root,
+    probe_call,
+    probe_filesystem,
+)
+from nwbstore.backends._s3_retries import RetryingFsspecStore, s3_write_options
 from nwbstore.errors import (
     StoreExistsError,
     StoreNotFoundError,
@@ -246,8 +253,12 @@ def _buffer_bytes(buf: Any) -> bytes | None:
 # -- fsspec (S3 and friends) ----------------------------------------------------------------
 
 
-class _WriteCheckedFsspecStore(FsspecStore):
+class _WriteCheckedFsspecStore(RetryingFsspecStore):
     """An ``FsspecStore`` whose refused writes raise nwbstore's error naming the store.
+
+    Every request is retried under nwbstore's policy (see
+    :mod:`nwbstore.backends._s3_retries`): transient faults with backoff, within bounded
+    attempts and time; an unreachable endpoint and permanent errors at once.
 
     s3fs reports an S3 ``AccessDenied`` as a bare ``PermissionError``; here it becomes a
     :class:`~nwbstore.errors.ReadOnlyError` that names the URL and says which credentials and
@@ -315,7 +326,8 @@ def _open_fsspec(
     def read(key: str) -> bytes | None:
         if key not in seen:
             try:
-                seen[key] = bytes(probe.cat_file(f"{path}/{key}"))
+                op = functools.partial(probe.cat_file, f"{path}/{key}")
+                seen[key] = bytes(probe_call(f"{url}/{key}", protocol, options, "GET", op))
             except FileNotFoundError:
                 seen[key] = None
         return seen[key]
@@ -327,23 +339,29 @@ def _open_fsspec(
             consolidated = _v3_consolidated(read(_V3_MARKER))
     exists = found is not None and mode != "w"
     fmt = found if exists and found else zarr_format
-    if mode == "r":
-        reader = _WriteCheckedFsspecStore.from_url(
-            url, storage_options={**options, "skip_instance_cache": True}, read_only=True
-        )
-        return Location(reader, fmt, exists, consolidated)
-    slots = concurrency or DEFAULT_CONCURRENCY
-    config = dict(options.get("config_kwargs") or {})
-    config.setdefault("max_pool_connections", slots)
+    slots = (concurrency or DEFAULT_CONCURRENCY) if mode != "r" else _zarr_concurrency()
+    store_options = {**options, "skip_instance_cache": True}
+    if protocol in S3_PROTOCOLS:
+        store_options = s3_write_options(store_options, slots)
     inner = _WriteCheckedFsspecStore.from_url(
-        url,
-        storage_options={**options, "config_kwargs": config, "skip_instance_cache": True},
-        read_only=False,
+        url, storage_options=store_options, read_only=mode == "r"
     )
+    assert isinstance(inner, _WriteCheckedFsspecStore)
+    inner.configure_retries()
+    if mode == "r":
+        return Location(inner, fmt, exists, consolidated)
     writer = ObjectWriteStore(inner, url=url, fresh=not names, concurrency=slots)
     if exists:
         writer.preload({k: v for k, v in seen.items() if v is not None})  # read once
     return Location(writer, fmt, exists, consolidated)
+
+
+def _zarr_concurrency() -> int:
+    """Requests zarr-python runs at once per operation (``async.concurrency``, default 10)."""
+    import zarr
+
+    value = zarr.config.get("async.concurrency")
+    return value if isinstance(value, int) and value > 0 else 10
 
 
 @contextmanager

@@ -6,8 +6,17 @@ port), forwards each request to an upstream S3 server (moto's ``ThreadedMotoServ
 test suite) and records it. It can also
 
 - wait ``latency`` seconds before forwarding (a far-away region on loopback),
-- answer a chosen fraction of requests with ``503 SlowDown`` without forwarding them,
-- forward a chosen fraction but drop the connection half-way through the response body.
+- answer a chosen fraction of requests with ``503 SlowDown`` (or ``500 InternalError``,
+  ``fail_status``) without forwarding them,
+- forward a chosen fraction but drop the connection half-way through the response body,
+- read a chosen fraction and close the connection without any answer (``reset_fraction``),
+- forward a chosen fraction and close the connection instead of answering (``lose_fraction``:
+  the request took effect, its answer is lost),
+- stop injecting after ``max_faults`` faults,
+- restrict those faults to some request kinds (``fault_kinds={"PUT"}``).
+
+:func:`silent_endpoint` (a port that accepts connections and never answers) and
+:func:`closed_port_url` (a port nobody listens on) stand for the two broken endpoints.
 
 Requests are counted by kind: ``HEAD``, ``GET`` (an object read), ``LIST`` (a ``GET`` on a
 bucket: ``list-type``, ``prefix`` or ``delimiter`` in the query, or no key), ``PUT``,
@@ -23,15 +32,36 @@ from __future__ import annotations
 
 import http.client
 import random
+import socket
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["RecordedRequest", "S3Proxy", "request_kind"]
+__all__ = [
+    "FAULT_CODES",
+    "RecordedRequest",
+    "S3Proxy",
+    "SilentEndpoint",
+    "closed_port_url",
+    "request_kind",
+    "silent_endpoint",
+]
+
+#: The S3 error code (and message) the proxy answers for each ``fail_status``.
+FAULT_CODES: dict[int, tuple[str, str]] = {
+    500: ("InternalError", "We encountered an internal error. Please try again."),
+    503: ("SlowDown", "Please reduce your request rate."),
+    403: (
+        "InvalidAccessKeyId",
+        "The AWS Access Key Id you provided does not exist in our records.",
+    ),
+}
 
 #: Headers that describe one hop, not the message; never forwarded.
 _HOP_HEADERS = {
@@ -54,6 +84,8 @@ class RecordedRequest:
     path: str
     query: str
     status: int
+    #: ``"503"``/``"500"`` (answered by the proxy), ``"drop"``, ``"reset"``, ``"lose"``, or None.
+    fault: str | None = None
 
 
 def request_kind(method: str, path: str, query: str) -> str:
@@ -87,23 +119,38 @@ class _Handler(BaseHTTPRequestHandler):
                 self.rfile.readline()
             return b"".join(parts)
         length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+        body = self.rfile.read(length) if length else b""
+        if len(body) < length:  # the client went away mid-body (killed): S3 stores nothing
+            raise ConnectionError(f"request body cut short: {len(body)} of {length} bytes")
+        return body
 
     def _handle(self) -> None:
         proxy = self.server.proxy
-        body = self._body()
+        try:
+            body = self._body()
+        except (ConnectionError, ValueError):  # cut short: forward nothing, as S3 would
+            self.close_connection = True
+            return
         split = urlsplit(self.path)
         kind = request_kind(self.command, split.path, split.query)
-        fault = proxy._draw_fault()
+        fault = proxy._draw_fault(kind)
         if proxy.latency:
             time.sleep(proxy.latency)
-        if fault == "503":
-            proxy._record(RecordedRequest(kind, self.command, split.path, split.query, 503))
-            payload = (
-                b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
-                b"<Message>Please reduce your request rate.</Message></Error>"
+        if fault == "reset":
+            proxy._record(RecordedRequest(kind, self.command, split.path, split.query, 0, "reset"))
+            self.close_connection = True  # no status line, no headers: the socket closes
+            return
+        if fault == "fail":
+            status = proxy.fail_status
+            code, message = FAULT_CODES.get(status, (str(status), "Injected fault."))
+            proxy._record(
+                RecordedRequest(kind, self.command, split.path, split.query, status, str(status))
             )
-            self.send_response(503)
+            payload = (
+                f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
+                f"<Message>{message}</Message></Error>"
+            ).encode()
+            self.send_response(status)
             self.send_header("Content-Type", "application/xml")
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
@@ -116,14 +163,25 @@ class _Handler(BaseHTTPRequestHandler):
         status, reason, out_headers, payload = proxy._forward(
             self.command, self.path, body, headers
         )
-        proxy._record(RecordedRequest(kind, self.command, split.path, split.query, status))
+        if fault == "lose":
+            proxy._record(
+                RecordedRequest(kind, self.command, split.path, split.query, status, "lose")
+            )
+            self.close_connection = True  # forwarded; the answer never comes
+            return
+        dropped = fault == "drop" and self.command != "HEAD" and len(payload) > 1
+        proxy._record(
+            RecordedRequest(
+                kind, self.command, split.path, split.query, status, "drop" if dropped else None
+            )
+        )
         self.send_response(status, reason)
         for name, value in out_headers:
             if name.lower() not in _HOP_HEADERS and name.lower() != "content-length":
                 self.send_header(name, value)
         length = out_headers_length(out_headers, payload, self.command)
         self.send_header("Content-Length", str(length))
-        if fault == "drop" and self.command != "HEAD" and len(payload) > 1:
+        if dropped:
             self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(payload[: len(payload) // 2])
@@ -162,9 +220,22 @@ class S3Proxy:
     latency
         Seconds added before each request is forwarded.
     fail_fraction
-        Fraction of requests answered ``503 SlowDown`` (not forwarded).
+        Fraction of requests answered ``fail_status`` (not forwarded).
     drop_fraction
         Fraction of requests forwarded whose response is cut off half-way.
+    reset_fraction
+        Fraction of requests read and answered by closing the connection (not forwarded).
+    lose_fraction
+        Fraction of requests forwarded and then answered by closing the connection: the
+        request took effect upstream, the client never learns it.
+    max_faults
+        Inject at most this many faults, then forward everything; ``None``: no limit.
+    fail_status
+        ``503`` (``SlowDown``, the default) or ``500`` (``InternalError``); see
+        :data:`FAULT_CODES`. Other statuses are sent with their number as the error code.
+    fault_kinds
+        Request kinds (``"PUT"``, ``"GET"``, ``"LIST"``, ...) the faults apply to; ``None``
+        means every request.
     seed
         Seed of the fault draw, so a run is reproducible.
     """
@@ -176,6 +247,11 @@ class S3Proxy:
         latency: float = 0.0,
         fail_fraction: float = 0.0,
         drop_fraction: float = 0.0,
+        reset_fraction: float = 0.0,
+        lose_fraction: float = 0.0,
+        fail_status: int = 503,
+        fault_kinds: Collection[str] | None = None,
+        max_faults: int | None = None,
         seed: int = 0,
     ) -> None:
         split = urlsplit(upstream)
@@ -183,6 +259,12 @@ class S3Proxy:
         self.latency = latency
         self.fail_fraction = fail_fraction
         self.drop_fraction = drop_fraction
+        self.reset_fraction = reset_fraction
+        self.lose_fraction = lose_fraction
+        self.fail_status = fail_status
+        self.fault_kinds = _kinds(fault_kinds)
+        self.max_faults = max_faults
+        self._injected = 0
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
@@ -245,13 +327,36 @@ class S3Proxy:
         with self._lock:
             self._requests.clear()
 
+    @property
+    def faults(self) -> Counter[str]:
+        """Faults injected since the last :meth:`reset` by kind.
+
+        ``"503"``/``"500"``/... (answered by the proxy), ``"drop"``, ``"reset"``, ``"lose"``.
+        """
+        return Counter(r.fault for r in self.requests if r.fault)
+
     def set_faults(
-        self, *, fail_fraction: float = 0.0, drop_fraction: float = 0.0, seed: int = 0
+        self,
+        *,
+        fail_fraction: float = 0.0,
+        drop_fraction: float = 0.0,
+        reset_fraction: float = 0.0,
+        lose_fraction: float = 0.0,
+        fail_status: int = 503,
+        fault_kinds: Collection[str] | None = None,
+        max_faults: int | None = None,
+        seed: int = 0,
     ) -> None:
-        """Change the fault rates (and reseed the draw)."""
+        """Change the faults (see the class's parameters) and reseed the draw."""
         with self._lock:
             self.fail_fraction = fail_fraction
             self.drop_fraction = drop_fraction
+            self.reset_fraction = reset_fraction
+            self.lose_fraction = lose_fraction
+            self.fail_status = fail_status
+            self.fault_kinds = _kinds(fault_kinds)
+            self.max_faults = max_faults
+            self._injected = 0
             self._random = random.Random(seed)
 
     # -- internals ---------------------------------------------------------------------------
@@ -260,15 +365,27 @@ class S3Proxy:
         with self._lock:
             self._requests.append(request)
 
-    def _draw_fault(self) -> str | None:
+    def _draw_fault(self, kind: str) -> str | None:
         with self._lock:
-            if not (self.fail_fraction or self.drop_fraction):
+            rates = (
+                ("fail", self.fail_fraction),
+                ("drop", self.drop_fraction),
+                ("reset", self.reset_fraction),
+                ("lose", self.lose_fraction),
+            )
+            if not any(rate for _, rate in rates):
+                return None
+            if self.fault_kinds is not None and kind not in self.fault_kinds:
+                return None
+            if self.max_faults is not None and self._injected >= self.max_faults:
                 return None
             draw = self._random.random()
-        if draw < self.fail_fraction:
-            return "503"
-        if draw < self.fail_fraction + self.drop_fraction:
-            return "drop"
+            bound = 0.0
+            for fault, rate in rates:
+                bound += rate
+                if draw < bound:
+                    self._injected += 1
+                    return fault
         return None
 
     def _connection(self) -> http.client.HTTPConnection:
@@ -294,6 +411,84 @@ class S3Proxy:
                 if attempt:
                     raise
         raise AssertionError("unreachable")
+
+
+def _kinds(kinds: Collection[str] | None) -> frozenset[str] | None:
+    if kinds is None:
+        return None
+    if isinstance(kinds, str):
+        kinds = [kinds]
+    known = {"HEAD", "GET", "LIST", "PUT", "POST", "DELETE"}
+    upper = frozenset(k.upper() for k in kinds)
+    if not upper <= known:
+        raise ValueError(f"fault_kinds={sorted(kinds)!r}: each must be one of {sorted(known)}")
+    return upper
+
+
+# -- broken endpoints ------------------------------------------------------------------------
+
+
+@dataclass
+class SilentEndpoint:
+    """A port on 127.0.0.1 that accepts TCP connections and never sends a byte.
+
+    Attributes
+    ----------
+    endpoint_url
+        ``http://127.0.0.1:PORT``.
+    connections
+        Connections accepted so far (each is one attempt of a client).
+    """
+
+    endpoint_url: str
+    connections: int = 0
+    _sockets: list[socket.socket] = field(default_factory=list, repr=False)
+
+
+@contextmanager
+def silent_endpoint() -> Iterator[SilentEndpoint]:
+    """Listen on a free port of 127.0.0.1, accept connections and never answer them.
+
+    Stands for an endpoint behind a firewall that swallows requests, or a hung server: a
+    client's connect succeeds and its read times out. The sockets close when the block ends.
+    """
+    listener = socket.create_server(("127.0.0.1", 0), backlog=64)
+    port = listener.getsockname()[1]
+    endpoint = SilentEndpoint(f"http://127.0.0.1:{port}")
+    lock = threading.Lock()
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with lock:
+                endpoint.connections += 1
+                endpoint._sockets.append(conn)  # kept open, never read, never answered
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield endpoint
+    finally:
+        listener.close()
+        thread.join(timeout=5)
+        with lock:
+            for conn in endpoint._sockets:
+                conn.close()
+
+
+def closed_port_url() -> str:
+    """``http://127.0.0.1:PORT`` of a port nobody listens on (connections are refused).
+
+    The port is taken from the system and released at once; another process could grab it
+    before it is used, which on loopback in a test run is unlikely.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
 
 
 # -- command line: a proxy in its own process ------------------------------------------------
@@ -349,6 +544,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port-file", required=True, help="where to write the port")
     parser.add_argument("--fail-fraction", type=float, default=0.0)
     parser.add_argument("--drop-fraction", type=float, default=0.0)
+    parser.add_argument("--reset-fraction", type=float, default=0.0)
+    parser.add_argument("--lose-fraction", type=float, default=0.0)
+    parser.add_argument("--fail-status", type=int, default=503, choices=sorted(FAULT_CODES))
+    parser.add_argument(
+        "--fault-kinds", default=None, help="comma-separated kinds the faults apply to (PUT,GET)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     proxy = S3Proxy(
@@ -356,6 +557,10 @@ def main(argv: list[str] | None = None) -> None:
         latency=args.latency,
         fail_fraction=args.fail_fraction,
         drop_fraction=args.drop_fraction,
+        reset_fraction=args.reset_fraction,
+        lose_fraction=args.lose_fraction,
+        fail_status=args.fail_status,
+        fault_kinds=args.fault_kinds.split(",") if args.fault_kinds else None,
         seed=args.seed,
     ).start()
     try:

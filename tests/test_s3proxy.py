@@ -1,0 +1,165 @@
+"""The fault-injecting proxy itself: each fault does what it says, and is counted.
+
+Requests go through plain ``http.client`` (no SDK retries hide anything) to moto's
+ThreadedMotoServer behind :class:`nwbstore.testing.s3proxy.S3Proxy`.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from nwbstore.testing.s3proxy import (
+    S3Proxy,
+    closed_port_url,
+    request_kind,
+    silent_endpoint,
+)
+
+pytestmark = pytest.mark.s3
+
+
+@pytest.fixture
+def proxy(s3_server: Any) -> Iterator[S3Proxy]:
+    with S3Proxy(s3_server.endpoint_url) as p:
+        yield p
+
+
+def _request(
+    proxy: S3Proxy, method: str, path: str, body: bytes | None = None
+) -> tuple[int, bytes]:
+    split = urlsplit(proxy.endpoint_url)
+    conn = http.client.HTTPConnection(split.hostname or "127.0.0.1", split.port, timeout=10)
+    try:
+        conn.request(method, path, body=body)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def _client(proxy: S3Proxy) -> Any:
+    """A boto3 client through the proxy that makes exactly one attempt per call."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=proxy.endpoint_url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+        config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
+    )
+
+
+def _upstream_keys(s3_server: Any, bucket: str) -> list[str]:
+    listing = s3_server.boto3_client().list_objects_v2(Bucket=bucket)
+    return [o["Key"] for o in listing.get("Contents", [])]
+
+
+def test_forwards_and_counts(proxy: S3Proxy, s3_bucket: str) -> None:
+    client = _client(proxy)
+    client.put_object(Bucket=s3_bucket, Key="a", Body=b"hello")
+    assert client.get_object(Bucket=s3_bucket, Key="a")["Body"].read() == b"hello"
+    assert client.head_object(Bucket=s3_bucket, Key="a")["ContentLength"] == 5
+    assert [o["Key"] for o in client.list_objects_v2(Bucket=s3_bucket)["Contents"]] == ["a"]
+    client.delete_object(Bucket=s3_bucket, Key="a")
+    assert proxy.counts == {"PUT": 1, "GET": 1, "HEAD": 1, "LIST": 1, "DELETE": 1}
+    assert proxy.total == 5 and not proxy.faults
+    proxy.reset()
+    assert proxy.total == 0
+
+
+@pytest.mark.parametrize(("status", "code"), [(503, b"SlowDown"), (500, b"InternalError")])
+def test_fail_status(
+    proxy: S3Proxy, s3_server: Any, s3_bucket: str, status: int, code: bytes
+) -> None:
+    proxy.set_faults(fail_fraction=1.0, fail_status=status)
+    got, body = _request(proxy, "PUT", f"/{s3_bucket}/a", b"x")
+    assert got == status and b"<Code>" + code + b"</Code>" in body
+    assert _upstream_keys(s3_server, s3_bucket) == []  # not forwarded
+    assert proxy.faults == {str(status): 1}
+    assert proxy.requests[0].status == status
+
+
+def test_fault_kinds_restrict_the_faults(proxy: S3Proxy, s3_bucket: str) -> None:
+    proxy.set_faults(fail_fraction=1.0, fault_kinds={"PUT"})
+    assert _request(proxy, "PUT", f"/{s3_bucket}/a", b"x")[0] == 503
+    assert _request(proxy, "GET", f"/{s3_bucket}?list-type=2")[0] == 200
+    assert _request(proxy, "HEAD", f"/{s3_bucket}/a")[0] == 404
+    assert proxy.faults == {"503": 1}
+    with pytest.raises(ValueError, match="fault_kinds"):
+        proxy.set_faults(fail_fraction=1.0, fault_kinds={"PATCH"})
+
+
+def test_reset_closes_without_answer_and_does_not_forward(
+    proxy: S3Proxy, s3_server: Any, s3_bucket: str
+) -> None:
+    proxy.set_faults(reset_fraction=1.0)
+    with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
+        _request(proxy, "PUT", f"/{s3_bucket}/a", b"x")
+    assert _upstream_keys(s3_server, s3_bucket) == []
+    assert proxy.faults == {"reset": 1} and proxy.requests[0].status == 0
+
+
+def test_lose_forwards_then_closes(proxy: S3Proxy, s3_server: Any, s3_bucket: str) -> None:
+    proxy.set_faults(lose_fraction=1.0)
+    with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
+        _request(proxy, "PUT", f"/{s3_bucket}/a", b"x")
+    assert _upstream_keys(s3_server, s3_bucket) == ["a"]  # it took effect
+    assert proxy.faults == {"lose": 1} and proxy.requests[0].status == 200
+
+
+def test_drop_cuts_the_body(proxy: S3Proxy, s3_bucket: str) -> None:
+    from botocore.exceptions import BotoCoreError
+
+    client = _client(proxy)
+    client.put_object(Bucket=s3_bucket, Key="a", Body=b"0123456789" * 10)
+    proxy.set_faults(drop_fraction=1.0, fault_kinds={"GET"})
+    with pytest.raises((BotoCoreError, http.client.IncompleteRead)):
+        client.get_object(Bucket=s3_bucket, Key="a")["Body"].read()
+    assert proxy.faults == {"drop": 1}
+    assert proxy.requests[-1].kind == "GET" and proxy.requests[-1].status == 200
+
+
+def test_max_faults_and_seed(proxy: S3Proxy, s3_bucket: str) -> None:
+    proxy.set_faults(fail_fraction=1.0, max_faults=2)
+    statuses = [_request(proxy, "HEAD", f"/{s3_bucket}/a")[0] for _ in range(4)]
+    assert statuses == [503, 503, 404, 404]
+
+    def draws(seed: int) -> list[int]:
+        proxy.set_faults(fail_fraction=0.5, seed=seed)
+        return [_request(proxy, "HEAD", f"/{s3_bucket}/a")[0] for _ in range(12)]
+
+    assert draws(4) == draws(4)
+    assert {503, 404} == set(draws(4))
+
+
+def test_silent_endpoint_accepts_and_never_answers() -> None:
+    with silent_endpoint() as silent:
+        split = urlsplit(silent.endpoint_url)
+        with socket.create_connection((split.hostname, split.port), timeout=2) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            sock.settimeout(0.3)
+            with pytest.raises(TimeoutError):
+                sock.recv(1)
+        assert silent.connections == 1
+
+
+def test_closed_port_refuses() -> None:
+    split = urlsplit(closed_port_url())
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((split.hostname, split.port), timeout=2).close()
+
+
+def test_request_kind() -> None:
+    assert request_kind("GET", "/b/k", "") == "GET"
+    assert request_kind("GET", "/b", "") == "LIST"
+    assert request_kind("GET", "/b/k", "list-type=2&prefix=k/") == "LIST"
+    assert request_kind("PUT", "/b/k", "") == "PUT"
