@@ -171,6 +171,11 @@ class ObjectWriteStore(Store):
         return self._concurrency
 
     @property
+    def has_unsaved_documents(self) -> bool:
+        """True if a metadata document changed since the last flush (by any zarr user)."""
+        return bool(self._unsaved)
+
+    @property
     def in_flight(self) -> int:
         """Chunk PUTs started and not finished."""
         return len(self._tasks)

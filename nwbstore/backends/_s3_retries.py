@@ -210,6 +210,12 @@ def _one_fault(err: BaseException, timeouts_unreachable: bool) -> Fault | None:
         return Fault.TRANSIENT
     if isinstance(err, bce.ReadTimeoutError):
         return Fault.UNREACHABLE if timeouts_unreachable else Fault.TRANSIENT
+    if isinstance(err, bce.HTTPClientError) and isinstance(
+        getattr(err, "kwargs", {}).get("error") or err.__cause__, (ValueError, TypeError)
+    ):
+        # the HTTP client refused to send it (e.g. credentials in the endpoint URL together
+        # with signed headers): the same request fails the same way every time
+        return Fault.PERMANENT
     if isinstance(err, (bce.HTTPClientError, bce.ResponseStreamingError, bce.IncompleteReadError)):
         return Fault.TRANSIENT  # ConnectionClosedError, body cut off
     from botocore.parsers import ResponseParserError

@@ -730,11 +730,13 @@ class ZarrStore(Store):
             An upload failed after the storage layer's retries.
         """
         self._flush_appends()
+        store = self._zroot.store
+        if isinstance(store, ObjectWriteStore) and store.has_unsaved_documents:
+            self._dirty = True  # metadata written through zarr_group by others (hdmf-zarr)
         if self.writable and self._dirty:
             with quiet_zarr():
                 zarr.consolidate_metadata(self._zroot.store, zarr_format=_zf(self._zarr_format))
             self._dirty = False
-        store = self._zroot.store
         if self.writable and isinstance(store, ObjectWriteStore):
             from zarr.core.sync import sync
 
