@@ -25,7 +25,12 @@ class IteratorChunkError(NwbStoreError, ValueError):
     """A data chunk iterator yielded a chunk of another dtype or shape than it declared."""
 
 
-def _location(container: Any, field: str) -> str:
+def _location(container: Any, field: str, manager: Any = None) -> str:
+    """Where ``field`` of ``container`` is written: its builder's path once built."""
+    builder = manager.get_builder(container) if manager is not None else None
+    if builder is not None:
+        path = str(builder.path)
+        return f"{path.removeprefix('root').strip('/')}/{field}".lstrip("/")
     parts = [field]
     node = container
     while node is not None and getattr(node, "parent", None) is not None:
@@ -34,14 +39,14 @@ def _location(container: Any, field: str) -> str:
     return "/".join(reversed(parts))
 
 
-def find_iterators(nwbfile: Any) -> dict[int, tuple[AbstractDataChunkIterator, str]]:
-    """Every data chunk iterator in ``nwbfile``'s containers, with where it is (by id)."""
-    found: dict[int, tuple[AbstractDataChunkIterator, str]] = {}
+def find_iterators(nwbfile: Any) -> dict[int, tuple[AbstractDataChunkIterator, Any, str]]:
+    """Every data chunk iterator in ``nwbfile`` (by id), with its container and field."""
+    found: dict[int, tuple[AbstractDataChunkIterator, Any, str]] = {}
     for container in nwbfile.objects.values():
         for field, value in getattr(container, "fields", {}).items():
             data = value.data if isinstance(value, DataIO) else value
             if isinstance(data, AbstractDataChunkIterator) and id(data) not in found:
-                found[id(data)] = (data, _location(container, field))
+                found[id(data)] = (data, container, field)
     return found
 
 
@@ -55,7 +60,10 @@ def _expected_extent(selection: Any, axis: int) -> int | None:
 
 
 def check_chunk(chunk: DataChunk, iterator: AbstractDataChunkIterator, where: str) -> None:
-    """Raise :class:`IteratorChunkError` if ``chunk`` does not fit what ``iterator`` declared."""
+    """Raise :class:`IteratorChunkError` if ``chunk`` does not fit what ``iterator`` declared.
+
+    ``where`` names the dataset in the messages.
+    """
     data = np.asarray(chunk.data)
     declared = iterator.dtype
     if declared is not None and data.dtype.kind != "O":
@@ -75,6 +83,8 @@ def check_chunk(chunk: DataChunk, iterator: AbstractDataChunkIterator, where: st
         )
     for axis, size in enumerate(data.shape):
         expected_size = _expected_extent(chunk.selection, axis)
+        if expected_size is None and axis > 0 and maxshape is not None:
+            expected_size = maxshape[axis]  # an open selection spans the whole axis
         if expected_size is not None and size != expected_size:
             raise IteratorChunkError(
                 f"the data iterator of {where} yielded a chunk of shape {data.shape} for "
@@ -82,25 +92,33 @@ def check_chunk(chunk: DataChunk, iterator: AbstractDataChunkIterator, where: st
             )
 
 
-def _checked_class(cls: type, where: str) -> type:
+def _checked_class(cls: type, container: Any, field: str, manager: Any) -> type:
     def __next__(self: Any) -> Any:
         chunk = cls.__next__(self)  # type: ignore[attr-defined]
         if isinstance(chunk, DataChunk):
-            check_chunk(chunk, self, where)
+            try:
+                check_chunk(chunk, self, field)
+            except IteratorChunkError as err:
+                where = _location(container, field, manager)
+                message = str(err).replace(f"of {field} ", f"of {where} ", 1)
+                raise IteratorChunkError(message) from None
         return chunk
 
     return type(cls.__name__, (cls,), {"__next__": __next__, "__module__": cls.__module__})
 
 
 @contextmanager
-def checked_iterators(nwbfile: Any) -> Iterator[int]:
-    """Within the block, every iterator of ``nwbfile`` checks its chunks; yields their number."""
+def checked_iterators(nwbfile: Any, manager: Any = None) -> Iterator[int]:
+    """Within the block, every iterator of ``nwbfile`` checks its chunks; yields their number.
+
+    ``manager`` (the ``BuildManager`` of the write) lets messages name the dataset's path.
+    """
     swapped: list[tuple[Any, type]] = []
     try:
-        for iterator, where in find_iterators(nwbfile).values():
+        for iterator, container, field in find_iterators(nwbfile).values():
             original = type(iterator)
             try:
-                iterator.__class__ = _checked_class(original, where)
+                iterator.__class__ = _checked_class(original, container, field, manager)
             except TypeError:  # a class that does not allow it (slots, extension type)
                 continue
             swapped.append((iterator, original))

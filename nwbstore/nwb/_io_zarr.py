@@ -7,21 +7,25 @@ hdmf-zarr 0.14 takes a zarr ``Store`` instance as ``path`` and then
   second claim of the root afterwards;
 - opens it again for reading (``zarr.open_consolidated``: one more GET of the root document);
 - consolidates metadata twice at the end of ``write`` (nwbstore's store does it once, when it
-  is closed).
+  is closed);
+- computes the source of a link to a dataset of another local store from
+  ``os.path.abspath(str(store))`` (``file:///...`` read as a relative path).
 
 :class:`StoreNWBZarrIO` hands hdmf-zarr the group nwbstore opened (``_open_file`` and
 ``_open_file_consolidated`` for that store only; other files, such as the targets of external
-links, still open as hdmf-zarr does) and leaves consolidation to nwbstore, so every object
-written goes to storage once, by nwbstore's write path.
+links, still open as hdmf-zarr does), leaves consolidation to nwbstore, so every object
+written goes to storage once, by nwbstore's write path, and rebases such link sources.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import zarr
 from hdmf.build import BuildManager
 from hdmf_zarr import NWBZarrIO
+from hdmf_zarr.utils import get_store_path
 
 __all__ = ["StoreNWBZarrIO", "nwb_manager"]
 
@@ -59,6 +63,29 @@ class StoreNWBZarrIO(NWBZarrIO):
         if self._own(store):
             return self._nwbstore_group
         return super()._open_file_consolidated(store, mode, storage_options)
+
+    def __add_link__(self, parent: Any, target_source: Any, target_path: str, name: str) -> None:
+        if isinstance(target_source, str):
+            target_source = self._link_source(target_source)
+        super().__add_link__(parent, target_source, target_path, name)
+
+    def _link_source(self, source: str) -> str:
+        """The link source relative to this store's folder, as hdmf-zarr resolves it.
+
+        For a dataset of another store, hdmf-zarr 0.14 computes the source relative to
+        ``os.path.abspath(str(store))``, which for a ``LocalStore`` is ``file:///...`` taken as
+        a relative path; links to containers are computed from the real folder. The source is
+        rebased when the wrong folder's reading finds the target.
+        """
+        if source == "." or os.path.isabs(source) or "://" in source:
+            return source
+        real = get_store_path(self.path)
+        if not os.path.isabs(real):
+            return source
+        target = os.path.normpath(os.path.join(os.path.abspath(str(self.path)), source))
+        if os.path.exists(target):  # computed from the wrong folder
+            return os.path.relpath(target, real)
+        return source
 
 
 def nwb_manager(group: zarr.Group | None) -> BuildManager:

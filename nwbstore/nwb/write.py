@@ -161,8 +161,13 @@ def write(
         _configure(nwbfile, backend_configuration)
     options = dict(storage_options or {})
     report = WriteReport(url=url_s, format=fmt, zarr_format=zarr_format if fmt == "zarr" else None)
-    manager = manager if manager is not None else _linked_manager(nwbfile, fmt, report)
-    with checked_iterators(nwbfile) as count:
+    if manager is None:
+        manager = _linked_manager(nwbfile, fmt, report)
+    if manager is None:
+        from pynwb import get_manager
+
+        manager = get_manager()
+    with checked_iterators(nwbfile, manager) as count:
         report.iterators = count
         if fmt == "hdf5":
             if driver not in (None, "sec2", "family"):
@@ -207,11 +212,10 @@ def _configure(nwbfile: Any, configuration: Any) -> None:
 
 def _linked_manager(nwbfile: Any, fmt: str, report: WriteReport) -> Any:
     """The manager of the io that read containers ``nwbfile`` holds from another file."""
-    for container in nwbfile.objects.values():
-        if container is nwbfile:
-            continue
+    own = getattr(nwbfile, "read_io", None)
+    for container in _referenced_containers(nwbfile):
         io = container.get_read_io()
-        if io is None or io is getattr(nwbfile, "read_io", None):
+        if io is None or io is own:
             continue
         other = "zarr" if "zarr" in type(io).__name__.lower() else "hdf5"
         if other == fmt:
@@ -225,6 +229,20 @@ def _linked_manager(nwbfile: Any, fmt: str, report: WriteReport) -> Any:
         )
         return None
     return None
+
+
+def _referenced_containers(nwbfile: Any) -> Iterator[Any]:
+    """The containers ``nwbfile``'s containers hold in their fields (their own or linked)."""
+    from hdmf.container import AbstractContainer
+
+    for container in nwbfile.objects.values():
+        for value in getattr(container, "fields", {}).values():
+            items = value.values() if isinstance(value, Mapping) else value
+            if not isinstance(items, (list, tuple, type({}.values()))):
+                items = [items]
+            for item in items:
+                if isinstance(item, AbstractContainer) and item is not nwbfile:
+                    yield item
 
 
 def _hdf5_io(path: str, manager: Any, file: Any = None) -> Any:
@@ -374,7 +392,7 @@ def _write_zarr(
     manager: Any,
     report: WriteReport,
 ) -> None:
-    from nwbstore.nwb._io_zarr import StoreNWBZarrIO, nwb_manager
+    from nwbstore.nwb._io_zarr import StoreNWBZarrIO
 
     store = _open_zarr(url, options, overwrite, 3, concurrency)
     group = store.zarr_group
@@ -384,7 +402,7 @@ def _write_zarr(
         group.attrs[INCOMPLETE_ATTR] = json.dumps({"completed": [], "writer": "nwbstore.nwb"})
         with (
             _zarr_threads(jobs),
-            StoreNWBZarrIO(group, "w", manager if manager is not None else nwb_manager(None)) as io,
+            StoreNWBZarrIO(group, "w", manager) as io,
         ):
             io.write(nwbfile, link_data=link_data, consolidate_metadata=False)
         del group.attrs[INCOMPLETE_ATTR]
