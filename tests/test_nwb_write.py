@@ -476,3 +476,43 @@ def test_report_says_what_was_done(tmp_path: Path) -> None:
     assert text.startswith(f"wrote {tmp_path / 'x.nwb.zarr'} (Zarr v2)")
     assert "converted" in text
     assert json.dumps(report.iterators) == "1"
+
+
+@pytest.mark.s3
+def test_s3_zarr_existing_needs_overwrite_and_v2(counting_s3: Any) -> None:
+    opts = counting_s3.storage_options
+    url = counting_s3.url("twice.nwb.zarr")
+    nwbstore.nwb.write(small_nwbfile(iterator=False), url, storage_options=opts)
+    counting_s3.reset()
+    with pytest.raises(StoreExistsError) as err:
+        nwbstore.nwb.write(small_nwbfile(), url, storage_options=opts)
+    assert url in str(err.value) and "overwrite=True" in str(err.value)
+    assert counting_s3.counts.get("PUT", 0) == 0
+    nwbstore.nwb.write(small_nwbfile(), url, storage_options=opts, overwrite=True)
+    with read_directly(url, opts) as io:
+        check_contents(io.read())
+    v2 = counting_s3.url("v2.nwb.zarr")
+    report = nwbstore.nwb.write(small_nwbfile(), v2, storage_options=opts, zarr_format=2)
+    assert "converted" in str(report)
+    assert zarr.open_group(v2, mode="r", storage_options=opts).metadata.zarr_format == 2
+    with read_directly(v2, opts) as io:
+        check_contents(io.read())
+    with nwbstore.nwb.read(v2, storage_options=opts) as nwbfile:
+        check_contents(nwbfile)
+
+
+@pytest.mark.s3
+def test_s3_zarr_datasets_of_another_store_are_copied(counting_s3: Any) -> None:
+    """hdmf-zarr 0.14 cannot follow a remote store's external links: the data is copied."""
+    opts = counting_s3.storage_options
+    source = counting_s3.url("source.nwb.zarr")
+    nwbstore.nwb.write(small_nwbfile(iterator=False), source, storage_options=opts)
+    url = counting_s3.url("other.nwb.zarr")
+    with nwbstore.nwb.read(source, storage_options=opts) as read:
+        nwbfile = small_nwbfile(identifier="other", iterator=False)
+        data = read.acquisition["ts1"].data
+        nwbfile.add_acquisition(TimeSeries(name="borrowed", data=data, unit="V", rate=1.0))
+        report = nwbstore.nwb.write(nwbfile, url, storage_options=opts)
+    assert "copied, not linked" in str(report)
+    with read_directly(url, opts) as io:
+        assert io.read().acquisition["borrowed"].data[:].shape == (2000,)

@@ -394,6 +394,14 @@ def _write_zarr(
 ) -> None:
     from nwbstore.nwb._io_zarr import StoreNWBZarrIO
 
+    if link_data and is_remote(url) and _holds_zarr_arrays(nwbfile):
+        # hdmf-zarr 0.14 resolves a link of a remote store by appending its source to the
+        # store's URL (s3://b/new.nwb.zarr + "/../old.nwb.zarr"): no link it could follow
+        link_data = False
+        report.notes.append(
+            "datasets of other Zarr stores were copied, not linked: hdmf-zarr 0.14 cannot "
+            "follow external links of a store on object storage"
+        )
     store = _open_zarr(url, options, overwrite, 3, concurrency)
     group = store.zarr_group
     ok = False
@@ -414,6 +422,19 @@ def _write_zarr(
             "written through nwbstore's object-storage write path (metadata once at the end, "
             f"each chunk PUT once, {concurrency or 'default'} uploads in flight)"
         )
+
+
+def _holds_zarr_arrays(nwbfile: Any) -> bool:
+    """True if a container's field holds a ``zarr.Array`` (data read from another store)."""
+    import zarr
+    from hdmf.data_utils import DataIO
+
+    for container in nwbfile.objects.values():
+        for value in getattr(container, "fields", {}).values():
+            data = value.data if isinstance(value, DataIO) else value
+            if isinstance(data, zarr.Array):
+                return True
+    return False
 
 
 def _close(store: Any, ok: bool, url: str) -> None:
