@@ -516,3 +516,25 @@ def test_s3_zarr_datasets_of_another_store_are_copied(counting_s3: Any) -> None:
     assert "copied, not linked" in str(report)
     with read_directly(url, opts) as io:
         assert io.read().acquisition["borrowed"].data[:].shape == (2000,)
+
+
+@pytest.mark.parametrize(
+    ("source", "destination"),
+    [
+        ("a.nwb", "b.nwb"),
+        ("a.nwb", "b.nwb.zarr"),
+        ("a.nwb.zarr", "b.nwb.zarr"),
+        ("a.nwb.zarr", "b.nwb"),
+    ],
+)
+def test_a_file_read_from_another_is_exported(
+    tmp_path: Path, source: str, destination: str
+) -> None:
+    nwbstore.nwb.write(small_nwbfile(), str(tmp_path / source))
+    with nwbstore.nwb.read(str(tmp_path / source)) as nwbfile:
+        report = nwbstore.nwb.write(nwbfile, str(tmp_path / destination))
+    assert any("exported from" in note for note in report.notes)
+    assert ("copied" in str(report)) == (source.endswith("zarr") != destination.endswith("zarr"))
+    with read_directly(str(tmp_path / destination)) as io:
+        check_contents(io.read())
+        assert validate(io=io) == []

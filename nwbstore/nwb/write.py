@@ -253,6 +253,26 @@ def _hdf5_io(path: str, manager: Any, file: Any = None) -> Any:
     return NWBHDF5IO(path, mode="w", manager=manager)
 
 
+def _write_into(
+    io: Any, nwbfile: Any, link_data: bool, report: WriteReport, *, zarr: bool = False
+) -> None:
+    """Write ``nwbfile`` with ``io``; a file read from another file is exported from it."""
+    extra = {"consolidate_metadata": False} if zarr else {}  # nwbstore's store consolidates
+    source = getattr(nwbfile, "read_io", None)
+    if source is None:
+        io.write(nwbfile, link_data=link_data, **extra)
+        return
+    same = ("zarr" in type(source).__name__.lower()) == zarr
+    links = link_data and same
+    # NWBZarrIO.export takes no consolidate_metadata: it consolidates once more (in memory
+    # on object storage, where nwbstore's store holds every metadata document until close)
+    io.export(src_io=source, nwbfile=nwbfile, write_args={"link_data": links})
+    report.notes.append(
+        f"exported from {source.source} (the NWBFile was read from it)"
+        + ("" if same or not link_data else "; across formats its data is copied")
+    )
+
+
 # -- HDF5 --------------------------------------------------------------------------------------
 
 
@@ -288,7 +308,7 @@ def _write_hdf5_local(
             h5py.File(partial, "w", driver="family", memb_size=size) as h5,
             _hdf5_io(partial, manager, file=h5) as io,
         ):
-            io.write(nwbfile, link_data=link_data)
+            _write_into(io, nwbfile, link_data, report)
         members = _family_members(partial)
         if overwrite:
             for stale in _family_members(path)[len(members) :]:
@@ -298,7 +318,7 @@ def _write_hdf5_local(
         report.notes.append(f"HDF5 family of {len(members)} member(s) of {size} bytes")
     else:
         with _hdf5_io(partial, manager) as io:
-            io.write(nwbfile, link_data=link_data)
+            _write_into(io, nwbfile, link_data, report)
         os.replace(partial, path)
     report.notes.append(f"written as {partial} and renamed once complete")
 
@@ -329,7 +349,7 @@ def _write_hdf5_remote(
     os.close(fd)
     try:
         with _hdf5_io(local, manager) as io:
-            io.write(nwbfile, link_data=link_data)
+            _write_into(io, nwbfile, link_data, report)
         note = denied_as_nwbstore(
             url,
             lambda: upload_file(local, url, options, concurrency=concurrency, overwrite=overwrite),
@@ -412,7 +432,7 @@ def _write_zarr(
             _zarr_threads(jobs),
             StoreNWBZarrIO(group, "w", manager) as io,
         ):
-            io.write(nwbfile, link_data=link_data, consolidate_metadata=False)
+            _write_into(io, nwbfile, link_data, report, zarr=True)
         del group.attrs[INCOMPLETE_ATTR]
         ok = True
     finally:
