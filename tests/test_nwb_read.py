@@ -128,10 +128,14 @@ def _metadata_requests(requests: list[Any]) -> list[Any]:
 
 
 @pytest.mark.s3
-def test_s3_zarr_opens_from_consolidated_metadata(counting_s3: Any) -> None:
+@pytest.mark.parametrize("writer", ["hdmf-zarr", "nwbstore"])
+def test_s3_zarr_opens_from_consolidated_metadata(counting_s3: Any, writer: str) -> None:
     opts = counting_s3.storage_options
     url = counting_s3.url("session.nwb.zarr")
-    _write_zarr_with_hdmf_zarr(url, opts)
+    if writer == "nwbstore":
+        nwbstore.nwb.write(small_nwbfile(), url, storage_options=opts)
+    else:
+        _write_zarr_with_hdmf_zarr(url, opts)
     counting_s3.reset()
     with nwbstore.nwb.read(url, storage_options=opts) as nwbfile:
         opened = list(counting_s3.proxy.requests)

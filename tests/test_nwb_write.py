@@ -144,6 +144,16 @@ def test_local_round_trip(tmp_path: Path, kind: str) -> None:
         root = zarr.open_group(url, mode="r")
         assert root.metadata.zarr_format == int(kind[-1])
         assert INCOMPLETE_ATTR not in root.attrs
+        assert_consolidated(url)
+
+
+def assert_consolidated(url: str, storage_options: dict[str, Any] | None = None) -> None:
+    """The root's consolidated metadata lists every node (readers trust it)."""
+    root = zarr.open_group(url, mode="r", storage_options=storage_options, use_consolidated=True)
+    listed = set(dict(root.members(max_depth=None)))
+    plain = zarr.open_group(url, mode="r", storage_options=storage_options, use_consolidated=False)
+    assert listed == set(dict(plain.members(max_depth=None)))
+    assert "acquisition/ts0/data" in listed and "intervals/trials/kind" in listed
 
 
 def test_format_from_argument_and_unknown_name(tmp_path: Path) -> None:
@@ -374,7 +384,7 @@ def test_s3_zarr_within_the_request_budget(counting_s3: Any) -> None:
     assert 50 <= len(objects) <= 110, len(objects)
     assert total <= 1.05 * len(objects) + 5, (counts, len(objects))
     assert counts.get("GET", 0) == 0 and counts.get("DELETE", 0) == 0, counts
-    # every object once; the root document twice (claimed first, written last)
+    # every object once; the root document three times (claimed, marked incomplete, final)
     root_doc = f"/{counting_s3.bucket}/session.nwb.zarr/zarr.json"
     assert [p for p, n in puts.items() if n > 1] == [root_doc]
     opts = counting_s3.storage_options
@@ -382,6 +392,7 @@ def test_s3_zarr_within_the_request_budget(counting_s3: Any) -> None:
         check_contents(io.read())
         assert validate(io=io) == []
     assert INCOMPLETE_ATTR not in zarr.open_group(url, mode="r", storage_options=opts).attrs
+    assert_consolidated(url, opts)
 
 
 @pytest.mark.s3
@@ -538,3 +549,18 @@ def test_a_file_read_from_another_is_exported(
     with read_directly(str(tmp_path / destination)) as io:
         check_contents(io.read())
         assert validate(io=io) == []
+
+
+@pytest.mark.s3
+def test_s3_zarr_is_marked_incomplete_before_the_first_chunk(counting_s3: Any) -> None:
+    """A writer killed mid-stream leaves a root that says so (stopped here by a bad chunk)."""
+    url = counting_s3.url("killed.nwb.zarr")
+    counting_s3.reset()
+    with pytest.raises(IteratorChunkError):
+        nwbstore.nwb.write(
+            _with_bad_iterator("dtype"), url, storage_options=counting_s3.storage_options
+        )
+    puts = [r.path for r in counting_s3.proxy.requests if r.kind == "PUT"]
+    root = f"/{counting_s3.bucket}/killed.nwb.zarr/zarr.json"
+    first_chunk = next(i for i, p in enumerate(puts) if "/c/" in p or p.endswith("/c"))
+    assert puts[:2] == [root, root] and first_chunk >= 2, puts[:4]

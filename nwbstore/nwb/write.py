@@ -412,6 +412,8 @@ def _write_zarr(
     manager: Any,
     report: WriteReport,
 ) -> None:
+    import zarr
+
     from nwbstore.nwb._io_zarr import StoreNWBZarrIO
 
     if link_data and is_remote(url) and _holds_zarr_arrays(nwbfile):
@@ -426,14 +428,19 @@ def _write_zarr(
     group = store.zarr_group
     ok = False
     try:
-        # the mark is in the root document until the end: a failed write looks incomplete
+        # the mark is in the root document until the end, and on storage before any chunk
+        # (one PUT of the root on object storage): a failed or killed write looks incomplete
         group.attrs[INCOMPLETE_ATTR] = json.dumps({"completed": [], "writer": "nwbstore.nwb"})
+        store.flush()
         with (
             _zarr_threads(jobs),
             StoreNWBZarrIO(group, "w", manager) as io,
         ):
             _write_into(io, nwbfile, link_data, report, zarr=True)
         del group.attrs[INCOMPLETE_ATTR]
+        # hdmf-zarr wrote through zarr, past nwbstore's bookkeeping: consolidate here (in
+        # memory on object storage; the store writes the root document once, at close)
+        zarr.consolidate_metadata(group.store, zarr_format=3)
         ok = True
     finally:
         _close(store, ok, url)
