@@ -20,6 +20,9 @@ written goes to storage once, by nwbstore's write path, and rebases such link so
 from __future__ import annotations
 
 import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import zarr
@@ -27,7 +30,7 @@ from hdmf.build import BuildManager
 from hdmf_zarr import NWBZarrIO
 from hdmf_zarr.utils import get_store_path
 
-__all__ = ["StoreNWBZarrIO", "nwb_manager"]
+__all__ = ["StoreNWBZarrIO", "consolidate", "nwb_manager", "quiet_consolidation"]
 
 #: Namespaces pynwb ships; their cached copies need not be read from the file.
 _BUILTIN_NAMESPACES = frozenset({"core", "hdmf-common", "hdmf-experimental"})
@@ -112,3 +115,21 @@ def nwb_manager(group: zarr.Group | None) -> BuildManager:
     type_map = get_type_map()
     NWBZarrIO.load_namespaces(type_map, file=group, namespaces=extra)
     return BuildManager(type_map)
+
+
+@contextmanager
+def quiet_consolidation() -> Iterator[None]:
+    """Keep zarr's warning that consolidated metadata is not in the Zarr v3 specification.
+
+    hdmf-zarr 0.14 relies on consolidated metadata (and so does nwbstore's one-request open):
+    the warning says nothing users can act on.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+        yield
+
+
+def consolidate(group: zarr.Group) -> None:
+    """Rewrite the consolidated metadata of ``group``'s store (after hdmf-zarr wrote to it)."""
+    with quiet_consolidation():
+        zarr.consolidate_metadata(group.store, zarr_format=group.metadata.zarr_format)

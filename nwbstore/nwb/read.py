@@ -74,6 +74,9 @@ def read(
         if fmt == "hdf5":
             io = _open_hdf5(url_s, mode, options, stack)
         else:
+            from nwbstore.nwb._io_zarr import quiet_consolidation
+
+            stack.enter_context(quiet_consolidation())  # io.write in mode "a" consolidates
             io = _open_zarr(url_s, mode, _one_request_per_get(url_s, options), stack)
         yield io.read()
 
@@ -162,6 +165,6 @@ def _open_zarr(url: str, mode: str, options: dict[str, Any], stack: ExitStack) -
 
 def _reconsolidate(group: Any) -> None:
     """Rewrite the consolidated metadata after changes made through hdmf-zarr or zarr."""
-    import zarr
+    from nwbstore.nwb._io_zarr import consolidate
 
-    zarr.consolidate_metadata(group.store)
+    consolidate(group)

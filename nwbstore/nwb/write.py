@@ -266,7 +266,10 @@ def _write_into(
     links = link_data and same
     # NWBZarrIO.export takes no consolidate_metadata: it consolidates once more (in memory
     # on object storage, where nwbstore's store holds every metadata document until close)
-    io.export(src_io=source, nwbfile=nwbfile, write_args={"link_data": links})
+    from nwbstore.nwb._io_zarr import quiet_consolidation
+
+    with quiet_consolidation():
+        io.export(src_io=source, nwbfile=nwbfile, write_args={"link_data": links})
     report.notes.append(
         f"exported from {source.source} (the NWBFile was read from it)"
         + ("" if same or not link_data else "; across formats its data is copied")
@@ -412,9 +415,7 @@ def _write_zarr(
     manager: Any,
     report: WriteReport,
 ) -> None:
-    import zarr
-
-    from nwbstore.nwb._io_zarr import StoreNWBZarrIO
+    from nwbstore.nwb._io_zarr import StoreNWBZarrIO, consolidate
 
     if link_data and is_remote(url) and _holds_zarr_arrays(nwbfile):
         # hdmf-zarr 0.14 resolves a link of a remote store by appending its source to the
@@ -440,7 +441,7 @@ def _write_zarr(
         del group.attrs[INCOMPLETE_ATTR]
         # hdmf-zarr wrote through zarr, past nwbstore's bookkeeping: consolidate here (in
         # memory on object storage; the store writes the root document once, at close)
-        zarr.consolidate_metadata(group.store, zarr_format=3)
+        consolidate(group)
         ok = True
     finally:
         _close(store, ok, url)
