@@ -112,3 +112,17 @@ def test_s3_zarr_creates_the_bucket(s3_server) -> None:
     assert "500 samples" in out.stdout
     keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]]
     assert "example.zarr/zarr.json" in keys
+
+
+def test_nwb_write_s3() -> None:
+    """The example starts its own loopback S3 server; about one request per stored object."""
+    import re
+
+    out = run(str(EXAMPLES / "nwb_write_s3.py"), "--series", "5").stdout
+    assert "wrote s3://example/session.nwb.zarr (Zarr v3)" in out
+    found = re.search(r"(\d+) objects stored with (\d+) requests", out)
+    assert found is not None, out
+    objects, requests = int(found[1]), int(found[2])
+    assert requests <= 1.05 * objects + 5
+    assert "6 series" in out and "recording (200000, 16) int16, sample 100: 909" in out
+    assert run(str(EXAMPLES / "nwb_write_s3.py"), "--help").stdout.startswith("usage:")
