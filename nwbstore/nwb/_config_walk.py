@@ -36,18 +36,19 @@ def location_of(obj: Any) -> str:
     node: Any = obj
     while node is not None and not isinstance(node, NWBFile):
         parent: Any = node.parent
+        name: str = node.name
         if isinstance(parent, NWBFile):
             for field_name, field_value in parent.fields.items():
                 if field_value is node:
                     parts.append(field_name)
                     break
-                if isinstance(field_value, dict) and field_value.get(node.name) is node:
-                    parts.extend([node.name, field_name])
+                if isinstance(field_value, dict) and field_value.get(name) is node:
+                    parts.extend([name, field_name])
                     break
             else:
-                parts.append(node.name)
+                parts.append(name)
             break
-        parts.append(node.name)
+        parts.append(name)
         node = parent
     return "/".join(reversed(parts))
 
@@ -79,8 +80,9 @@ def iter_candidates(nwbfile: Any) -> Iterator[Candidate]:
             continue
         if not isinstance(obj, Container):
             continue
-        if isinstance(obj, ImageSeries) and obj.fields.get("external_file") is not None:
-            continue  # frames live in external files; `data` is a placeholder
+        external = isinstance(obj, ImageSeries) and obj.fields.get("external_file") is not None
         for field in ("data", "timestamps"):
+            if field == "data" and external:
+                continue  # frames live in external files; `data` is a placeholder
             if field in obj.fields:
                 yield Candidate(obj, field, f"{location_of(obj)}/{field}", obj.fields[field])

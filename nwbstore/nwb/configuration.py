@@ -628,7 +628,7 @@ def _default_for(
 ) -> DatasetIOConfiguration:
     suggestion = default_settings(src.shape, src.dtype, backend, zarr_format=zarr_format)
     settings, buffer = suggestion.settings, suggestion.buffer_shape
-    shards_auto = settings.shards is not None
+    shards_auto = backend == "zarr" and zarr_format == 3  # follow chunk and buffer edits
     kept = src.wrapped
     if kept is not None and (kept.chunks is not None or kept.pipeline):
         chunks = kept.chunks if kept.chunks is not None else settings.chunks
@@ -770,7 +770,10 @@ def _data_io(src: Source, config: DatasetIOConfiguration) -> Any:
             kw["allow_plugin_filters"] = True
         if "fillvalue" in kw and kw["fillvalue"] is None:
             kw.pop("fillvalue")
-        return H5DataIO(data=data, **kw)
+        with warnings.catch_warnings():
+            # the user chose a plugin filter; hdmf's portability advice is not news here
+            warnings.filterwarnings("ignore", message=".*compression may not be available")
+            return H5DataIO(data=data, **kw)
     from hdmf_zarr import ZarrDataIO
 
     zkw = settings.to_zarr(3, dtype=config._codec_dtype(), name=config.location_in_file)
