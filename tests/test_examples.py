@@ -84,3 +84,19 @@ def test_s3_zarr_creates_the_bucket(s3_server) -> None:
     assert "500 samples" in out.stdout
     keys = [o["Key"] for o in client.list_objects_v2(Bucket=bucket)["Contents"]]
     assert "example.zarr/zarr.json" in keys
+
+
+def test_nwb_configure(tmp_path: Path) -> None:
+    out = run(str(EXAMPLES / "nwb_configure.py"), str(tmp_path)).stdout
+    assert out.startswith("HDF5 dataset configurations\n")
+    assert "acquisition/MyTimeSeries/data\n-----------------------------\n" in out
+    assert "  buffer shape : (20000, 8)\n  expected RAM usage : 640.00 KB" in out
+    assert "written: chunks=(10000, 8) compression=zstd(level=5" in out
+    with h5py.File(tmp_path / "configured.nwb") as f:
+        assert f["acquisition/MyTimeSeries/data"].chunks == (10_000, 8)
+    out = run(str(EXAMPLES / "nwb_configure.py"), str(tmp_path), "--backend", "zarr").stdout
+    assert out.startswith("Zarr dataset configurations\n")
+    array = zarr.open_array(tmp_path / "configured.nwb.zarr/acquisition/MyTimeSeries/data")
+    assert array.chunks == (10_000, 8)
+    assert array.compressors[0].level == 5
+    assert run(str(EXAMPLES / "nwb_configure.py"), "--help").stdout.startswith("usage:")
