@@ -743,3 +743,47 @@ def test_stored_datasets_are_skipped_on_append(tmp_path: Path) -> None:
         io.write(nwbfile)
     with h5py.File(path) as f:
         assert f["acquisition/new/data"].compression == "gzip"
+
+
+def test_wrapped_iterators_and_resizable_data(tmp_path: Path) -> None:
+    nwbfile = new_file()
+    dci = DataChunkIterator(np.arange(3000.0).reshape(1000, 3), buffer_size=10)
+    gz = H5DataIO(dci, compression="gzip", compression_opts=1)
+    nwbfile.add_acquisition(TimeSeries(name="a", data=gz, rate=1.0, unit="a"))
+    chunked = H5DataIO(np.arange(10.0), maxshape=(None,), chunks=(4,))
+    nwbfile.add_acquisition(TimeSeries(name="b", data=chunked, rate=1.0, unit="a"))
+    growable = H5DataIO(np.arange(10.0), maxshape=(None,))
+    nwbfile.add_acquisition(TimeSeries(name="c", data=growable, rate=1.0, unit="a"))
+    config = get_default_backend_configuration(nwbfile, "hdf5")
+    a, b, c = (config.dataset_configurations[f"acquisition/{n}/data"] for n in "abc")
+    # the iterator's own chunk guess is not a choice: the default chunk, the wrapper's codec
+    assert (a.source_kind, a.compression_options) == ("dci", {"level": 1})
+    assert a.chunk_shape == nwbstore.default_settings((1000, 3), "f8").settings.chunks
+    assert (b.chunk_shape, b.compression_method, b.maxshape) == ((4,), None, (None,))
+    assert (c.compression_method, c.maxshape) == ("zlib", (None,))  # defaults, still resizable
+    configure_backend(nwbfile, config)
+    with NWBHDF5IO(tmp_path / "w.nwb", "w") as io:
+        io.write(nwbfile)
+    with h5py.File(tmp_path / "w.nwb") as f:
+        assert f["acquisition/a/data"].compression_opts == 1
+        assert (f["acquisition/a/data"][:] == np.arange(3000.0).reshape(1000, 3)).all()
+        assert f["acquisition/b/data"].maxshape == (None,)
+        assert f["acquisition/b/data"].chunks == (4,)
+        assert f["acquisition/c/data"].maxshape == (None,)
+        assert f["acquisition/c/data"].compression == "gzip"
+
+
+def test_zarr_without_compression_and_hdf5_without_the_filter(tmp_path: Path) -> None:
+    nwbfile = seed_file()
+    config = get_default_backend_configuration(nwbfile, "zarr")
+    config.dataset_configurations["acquisition/MyTimeSeries/data"].compression_method = None
+    configure_backend(nwbfile, config)
+    with NWBZarrIO(str(tmp_path / "n.zarr"), "w") as io:
+        io.write(nwbfile)
+    array = zarr.open_array(tmp_path / "n.zarr/acquisition/MyTimeSeries/data", mode="r")
+    assert array.compressors == ()
+    hdf5 = get_default_backend_configuration(seed_file(), "hdf5")
+    ds = hdf5.dataset_configurations["acquisition/MyTimeSeries/data"]
+    with pytest.raises(UnsupportedCodecError, match="dataset 'acquisition/MyTimeSeries/data': "):
+        ds.update(filter_methods=["delta"], filter_options=[{"dtype": "<f8"}])
+    assert ds.filter_methods == ()

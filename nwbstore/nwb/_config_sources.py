@@ -37,6 +37,8 @@ class Source:
         Full shape and data type (text: nwbstore's variable-length string dtype).
     wrapped
         Settings read from the ``H5DataIO``/``ZarrDataIO`` the data came in, or ``None``.
+    wrapped_chunks
+        The wrapper chose the chunk shape (otherwise ``wrapped.chunks`` is h5py's guess).
     maxshape
         A maximum shape larger than ``shape`` (resizable dataset), or ``None``.
     """
@@ -47,6 +49,7 @@ class Source:
     dtype: np.dtype[Any]
     wrapped: DatasetSettings | None = None
     maxshape: tuple[int | None, ...] | None = None
+    wrapped_chunks: bool = False
 
 
 @dataclass(frozen=True)
@@ -181,7 +184,7 @@ def inspect_source(value: Any) -> Source | Skip:
         if is_reference_dtype(dtype):
             return Skip("object references")
         if is_string_dtype(dtype) or dtype.kind in "OTUS":
-            dtype = string_dtype()
+            kind, dtype = "text", string_dtype()
     elif isinstance(data, np.ndarray):
         kind, shape, dtype = "array", tuple(data.shape), data.dtype
         if dtype.kind in "OTUS":
@@ -216,7 +219,20 @@ def inspect_source(value: Any) -> Source | Skip:
     wrapped = settings_of_dataio(dataio, shape, dtype) if dataio is not None else None
     if wrapped is not None and wrapped.maxshape is not None:
         maxshape = wrapped.maxshape
-    return Source(kind, data, shape, dtype, wrapped, maxshape)
+    chunks_given = dataio is not None and _chose_chunks(dataio)
+    return Source(kind, data, shape, dtype, wrapped, maxshape, chunks_given)
+
+
+def _chose_chunks(dataio: Any) -> bool:
+    from hdmf.data_utils import AbstractDataChunkIterator
+
+    chunks = dict(getattr(dataio, "io_settings", {}) or {}).get("chunks")
+    if chunks is None or chunks is True:
+        return False
+    inner = dataio.data
+    if isinstance(inner, AbstractDataChunkIterator):  # H5DataIO copies the iterator's guess
+        return tuple(chunks) != tuple(inner.recommended_chunk_shape() or ())
+    return True
 
 
 def _kinds(values: Any) -> str:

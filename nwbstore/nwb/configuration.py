@@ -630,12 +630,13 @@ def _default_for(
     settings, buffer = suggestion.settings, suggestion.buffer_shape
     shards_auto = backend == "zarr" and zarr_format == 3  # follow chunk and buffer edits
     kept = src.wrapped
-    if kept is not None and (kept.chunks is not None or kept.pipeline):
-        chunks = kept.chunks if kept.chunks is not None else settings.chunks
+    if kept is not None and (src.wrapped_chunks or kept.pipeline):
+        chunks = kept.chunks if src.wrapped_chunks and kept.chunks else settings.chunks
         assert chunks is not None
         chunks = tuple(min(c, s) for c, s in zip(chunks, src.shape, strict=True))
         try:
-            candidate = kept.replace(chunks=chunks, maxshape=kept.maxshape, shards=kept.shards)
+            shards = kept.shards if backend == "zarr" and zarr_format == 3 else None
+            candidate = kept.replace(chunks=chunks, shards=shards)
             if backend == "hdf5":
                 candidate.to_hdf5(name=cand.location)
             else:
@@ -648,6 +649,8 @@ def _default_for(
             for b, c, s in zip(buffer, chunks, src.shape, strict=True)
         )
         shards_auto = False
+    if kept is not None and kept.maxshape is not None and settings.chunks is not None:
+        settings = settings.replace(maxshape=kept.maxshape)  # resizable, as the wrapper asked
     if src.kind == "text":
         buffer = src.shape
     config = DatasetIOConfiguration.from_settings(
@@ -717,7 +720,7 @@ def get_default_backend_configuration(
                     stacklevel=2,
                 )
             continue
-        if not include_stored and src.kind in ("h5py", "zarr") and _stored_in(nwbfile, src.data):
+        if not include_stored and _stored_in(nwbfile, src.data):
             skipped[cand.location] = "already stored in the file this NWBFile was read from"
             continue
         configs[cand.location] = _default_for(cand, src, backend, zarr_format)
@@ -748,8 +751,6 @@ def _prepared_data(src: Source, config: DatasetIOConfiguration) -> Any:
         return BufferedArrayIterator(np.asarray(data), buffer, chunk)
     if kind in ("h5py", "zarr"):
         assert chunk is not None
-        if is_string_dtype(src.dtype):
-            return data.asstr()[()].tolist() if hasattr(data, "asstr") else data[...].tolist()
         return BufferedArrayIterator(data, buffer, chunk)
     assert chunk is not None
     if kind == "gdci":
