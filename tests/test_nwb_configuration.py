@@ -787,3 +787,27 @@ def test_zarr_without_compression_and_hdf5_without_the_filter(tmp_path: Path) ->
     with pytest.raises(UnsupportedCodecError, match="dataset 'acquisition/MyTimeSeries/data': "):
         ds.update(filter_methods=["delta"], filter_options=[{"dtype": "<f8"}])
     assert ds.filter_methods == ()
+
+
+def test_cli_config_backend_on_s3(
+    tmp_path: Path, s3_server: Any, s3_bucket: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    zpath, hpath = tmp_path / "s3.nwb.zarr", tmp_path / "s3.nwb"
+    with NWBZarrIO(str(zpath), "w") as io:
+        io.write(seed_file())
+    with NWBHDF5IO(hpath, "w") as io:
+        io.write(seed_file())
+    fs = s3_server.filesystem()
+    fs.put(str(zpath), f"{s3_bucket}/s3.nwb.zarr", recursive=True)
+    fs.put_file(str(hpath), f"{s3_bucket}/s3.nwb")
+    options = json.dumps(s3_server.storage_options)
+    for key, backend in (("s3.nwb.zarr", "hdf5"), ("s3.nwb", "zarr")):
+        url = f"s3://{s3_bucket}/{key}"
+        assert main(["config", url, "--backend", backend, "--storage-options", options]) == 0
+        out = capsys.readouterr().out
+        title = "HDF5" if backend == "hdf5" else "Zarr"
+        assert f"Default configuration on {title} of {url}\n\n{title} dataset configurations" in out
+        assert "acquisition/MyTimeSeries/timestamps\n" in out
+        assert "2 datasets" in out
