@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -59,8 +60,10 @@ def dataset_block(config: Any) -> str:
         lines.append(f"  disk space usage per shard : {_size(config.shard_shape, config.dtype)}")
     lines.append("")
     lines.append(f"  compression method : {config.compression_method}")
-    if config.compression_options:
-        lines.append(f"  compression options : {dict(config.compression_options)}")
+    opts = config.compression_options
+    if opts is not None and opts != {}:
+        shown = dict(opts) if isinstance(opts, Mapping) else opts
+        lines.append(f"  compression options : {shown}")
     if config.filter_methods:
         lines.append(f"  filter methods : {list(config.filter_methods)}")
         if any(config.filter_options):

@@ -695,7 +695,8 @@ def get_default_backend_configuration(
     Returns
     -------
     BackendConfiguration
-        ``dataset_configurations`` by location; ``skipped`` lists what was left out and why.
+        ``dataset_configurations`` by location, in alphabetical order; ``skipped`` lists what
+        was left out and why.
 
     Warns
     -----
@@ -724,7 +725,8 @@ def get_default_backend_configuration(
             skipped[cand.location] = "already stored in the file this NWBFile was read from"
             continue
         configs[cand.location] = _default_for(cand, src, backend, zarr_format)
-    return BackendConfiguration(backend, configs, zarr_format=zarr_format, skipped=skipped)
+    ordered = {location: configs[location] for location in sorted(configs)}
+    return BackendConfiguration(backend, ordered, zarr_format=zarr_format, skipped=skipped)
 
 
 # --- applying ----------------------------------------------------------------------------------
