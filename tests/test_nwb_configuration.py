@@ -13,6 +13,7 @@ from typing import Any
 
 import h5py
 import numpy as np
+import pynwb
 import pytest
 import zarr
 from hdmf.backends.hdf5 import H5DataIO
@@ -159,6 +160,20 @@ def test_keys_and_fixed_fields_of_a_rich_file() -> None:
     assert nwbstore.dtypes.is_string_dtype(text.dtype)
     assert "str (variable-length UTF-8)" in str(text)
     assert "variable-length (4 values)" in str(text)
+
+
+def test_a_generic_iterator_keeps_within_its_own_buffer() -> None:
+    nwbfile = new_file()
+    array = np.zeros((100_000, 16), "float32")
+    small = ArrayIterator(array, buffer_shape=(10_000, 16), chunk_shape=(1000, 16))
+    nwbfile.add_acquisition(TimeSeries(name="g", data=small, rate=1.0, unit="a"))
+    ds = get_default_backend_configuration(nwbfile, "hdf5").dataset_configurations[
+        "acquisition/g/data"
+    ]
+    default = nwbstore.default_settings((100_000, 16), "float32")
+    assert default.buffer_shape == (100_000, 16)  # what an array of this size would get
+    assert ds.buffer_shape == (10_000, 16)
+    assert ds.chunk_shape == (10_000, 16)  # the default chunk, cut to fit the buffer
 
 
 def test_wrapped_data_keeps_its_settings_unless_overridden() -> None:
@@ -529,6 +544,7 @@ def test_configure_then_write_hdf5(tmp_path: Path) -> None:
     with NWBHDF5IO(path, "r") as io:  # pynwb reads it back
         back = io.read()
         assert back.acquisition["ts"].data.shape == (1000,)
+    assert pynwb.validate(path=str(path)) == []
 
 
 def test_configure_then_write_zarr(tmp_path: Path) -> None:

@@ -653,6 +653,15 @@ def _default_for(
         settings = settings.replace(maxshape=kept.maxshape)  # resizable, as the wrapper asked
     if src.kind == "text":
         buffer = src.shape
+    if src.kind == "gdci" and settings.chunks is not None:
+        # the iterator's buffer is the memory its author allowed: stay within it
+        own = tuple(int(b) for b in src.data.buffer_shape)
+        chunks = tuple(min(c, b) for c, b in zip(settings.chunks, own, strict=True))
+        buffer = tuple(
+            b if b == s else b // c * c for b, c, s in zip(own, chunks, src.shape, strict=True)
+        )
+        if chunks != settings.chunks:
+            settings = settings.replace(chunks=chunks, shards=None)
     config = DatasetIOConfiguration.from_settings(
         settings.replace(shards=None) if shards_auto else settings,
         object_id=cand.container.object_id,
