@@ -827,3 +827,19 @@ def test_cli_config_backend_on_s3(
         assert f"Default configuration on {title} of {url}\n\n{title} dataset configurations" in out
         assert "acquisition/MyTimeSeries/timestamps\n" in out
         assert "2 datasets" in out
+
+
+def test_a_file_read_back_has_the_same_locations(tmp_path: Path) -> None:
+    path = tmp_path / "back.nwb.zarr"
+    written = rich_file()
+    with NWBZarrIO(str(path), "w") as io:
+        io.write(written)
+    before = set(get_default_backend_configuration(rich_file(), "zarr").dataset_configurations)
+    with NWBZarrIO(str(path), "r") as io:
+        nwbfile = io.read()
+        assert get_default_backend_configuration(nwbfile, "hdf5").dataset_configurations == {}
+        whole = get_default_backend_configuration(nwbfile, "hdf5", include_stored=True)
+        assert set(whole.dataset_configurations) == before  # trials stay trials/, not intervals/
+        es = whole.dataset_configurations[ES]
+        assert (es.source_kind, es.full_shape) == ("zarr", (1000, 4))
+        assert whole.dataset_configurations["electrodes/location/data"].source_kind == "text"

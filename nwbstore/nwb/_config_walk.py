@@ -38,13 +38,15 @@ def location_of(obj: Any) -> str:
         parent: Any = node.parent
         name: str = node.name
         if isinstance(parent, NWBFile):
-            for field_name, field_value in parent.fields.items():
-                if field_value is node:
-                    parts.append(field_name)
-                    break
-                if isinstance(field_value, dict) and field_value.get(name) is node:
-                    parts.extend([name, field_name])
-                    break
+            # a field holding the object itself (`trials`, `units`) wins over a dict holding it
+            # (`intervals` also holds the trials of a file read back)
+            fields = parent.fields
+            direct = [f for f, value in fields.items() if value is node]
+            held = [f for f, v in fields.items() if isinstance(v, dict) and v.get(name) is node]
+            if direct:
+                parts.append(direct[0])
+            elif held:
+                parts.extend([name, held[0]])
             else:
                 parts.append(name)
             break
