@@ -843,3 +843,18 @@ def test_a_file_read_back_has_the_same_locations(tmp_path: Path) -> None:
         es = whole.dataset_configurations[ES]
         assert (es.source_kind, es.full_shape) == ("zarr", (1000, 4))
         assert whole.dataset_configurations["electrodes/location/data"].source_kind == "text"
+
+
+@pytest.mark.filterwarnings("ignore:No cached namespaces", "ignore:Inferred dtype from zarr")
+def test_cli_config_backend_needs_an_nwb_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with h5py.File(tmp_path / "plain.h5", "w") as f:
+        f["x"] = np.arange(5)
+    zarr.open_group(tmp_path / "plain.zarr", mode="w")["x"] = np.arange(5)
+    for name in ("plain.h5", "plain.zarr"):
+        assert main(["config", str(tmp_path / name), "--backend", "zarr"]) == 2
+        captured = capsys.readouterr()
+        assert "x\n-\n" in captured.out  # the stored settings are still printed first
+        assert "cannot read it as an NWB file" in captured.err
+        assert "--backend needs an NWB file" in captured.err

@@ -7,6 +7,8 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
+from nwbstore.errors import NwbStoreError, UnknownFormatError
+
 __all__ = ["describe_default_configuration"]
 
 
@@ -15,6 +17,24 @@ def _read_nwbfile(
     url: str, file_format: str, storage_options: dict[str, Any], memb_size: int | None
 ) -> Iterator[Any]:
     """Open a stored NWB file read-only with pynwb (HDF5) or hdmf-zarr (Zarr)."""
+    with contextlib.ExitStack() as stack:
+        try:
+            nwbfile = stack.enter_context(_open(url, file_format, storage_options, memb_size))
+        except NwbStoreError:
+            raise
+        except Exception as err:  # pynwb/hdmf raise anything on a file that is not NWB
+            reader = "hdmf-zarr" if file_format == "zarr" else "pynwb"
+            raise UnknownFormatError(
+                f"{url}: {reader} cannot read it as an NWB file ({type(err).__name__}: {err}); "
+                "--backend needs an NWB file"
+            ) from err
+        yield nwbfile
+
+
+@contextlib.contextmanager
+def _open(
+    url: str, file_format: str, storage_options: dict[str, Any], memb_size: int | None
+) -> Iterator[Any]:
     if file_format == "zarr":
         from hdmf_zarr import NWBZarrIO, NWBZarrV2IO, is_zarr_v2_file
 
