@@ -115,7 +115,8 @@ class RebufferedIterator(AbstractDataChunkIterator):
         return self._chunk
 
     def recommended_data_shape(self) -> tuple[int, ...]:
-        return tuple(self.source.maxshape)
+        # what hdmf would use for the DataChunkIterator alone (its maxshape when fully known)
+        return tuple(self.source.recommended_data_shape())
 
     @property
     def dtype(self) -> np.dtype[Any]:
