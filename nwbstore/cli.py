@@ -112,6 +112,20 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
     with _open(args) as store:
         print(describe_settings(store))
+        file_format = "zarr" if store.backend.startswith("zarr") else "hdf5"
+    if args.backend:
+        from nwbstore.nwb._config_cli import describe_default_configuration
+
+        print(
+            describe_default_configuration(
+                args.url,
+                args.backend,
+                file_format=file_format,
+                storage_options=_storage_options(args),
+                memb_size=args.memb_size,
+                zarr_format=args.zarr_format,
+            )
+        )
     return 0
 
 
@@ -286,6 +300,19 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="chunking, buffering and compression of every dataset")
     add_source(p)
     p.add_argument("--allow-pickle", action="store_true", help=_ALLOW_PICKLE_HELP)
+    p.add_argument(
+        "--backend",
+        choices=["hdf5", "zarr"],
+        help="also print the default backend configuration the NWB file would get on this "
+        "backend (read with pynwb / hdmf-zarr; as nwbstore.nwb.get_default_backend_configuration)",
+    )
+    p.add_argument(
+        "--zarr-format",
+        type=int,
+        choices=[2, 3],
+        default=3,
+        help="Zarr format for --backend zarr (shards only for 3)",
+    )
     p.set_defaults(func=_cmd_config)
 
     def add_convert_options(p: argparse.ArgumentParser) -> None:

@@ -126,3 +126,19 @@ def test_nwb_write_s3() -> None:
     assert requests <= 1.05 * objects + 5
     assert "6 series" in out and "recording (200000, 16) int16, sample 100: 909" in out
     assert run(str(EXAMPLES / "nwb_write_s3.py"), "--help").stdout.startswith("usage:")
+
+
+def test_nwb_configure(tmp_path: Path) -> None:
+    out = run(str(EXAMPLES / "nwb_configure.py"), str(tmp_path)).stdout
+    assert out.startswith("HDF5 dataset configurations\n")
+    assert "acquisition/MyTimeSeries/data\n-----------------------------\n" in out
+    assert "  buffer shape : (20000, 8)\n  expected RAM usage : 640.00 KB" in out
+    assert "written: chunks=(10000, 8) compression=zstd(level=5" in out
+    with h5py.File(tmp_path / "configured.nwb") as f:
+        assert f["acquisition/MyTimeSeries/data"].chunks == (10_000, 8)
+    out = run(str(EXAMPLES / "nwb_configure.py"), str(tmp_path), "--backend", "zarr").stdout
+    assert out.startswith("Zarr dataset configurations\n")
+    array = zarr.open_array(tmp_path / "configured.nwb.zarr/acquisition/MyTimeSeries/data")
+    assert array.chunks == (10_000, 8)
+    assert array.compressors[0].level == 5
+    assert run(str(EXAMPLES / "nwb_configure.py"), "--help").stdout.startswith("usage:")
