@@ -564,3 +564,35 @@ def test_s3_zarr_is_marked_incomplete_before_the_first_chunk(counting_s3: Any) -
     root = f"/{counting_s3.bucket}/killed.nwb.zarr/zarr.json"
     first_chunk = next(i for i, p in enumerate(puts) if "/c/" in p or p.endswith("/c"))
     assert puts[:2] == [root, root] and first_chunk >= 2, puts[:4]
+
+
+@pytest.mark.s3
+def test_configured_write_to_s3_keeps_the_configuration_and_the_budget(counting_s3: Any) -> None:
+    nwbfile = small_nwbfile(iterator=False)
+    configuration = nwbstore.nwb.get_default_backend_configuration(nwbfile, backend="zarr")
+    entry = configuration.dataset_configurations["acquisition/ts1/data"]
+    entry.chunk_shape = (500,)
+    entry.buffer_shape = (1000,)
+    url = counting_s3.url("configured.nwb.zarr")
+    counting_s3.reset()
+    nwbstore.nwb.write(
+        nwbfile,
+        url,
+        backend_configuration=configuration,
+        storage_options=counting_s3.storage_options,
+    )
+    objects = _objects(counting_s3, "configured.nwb.zarr")
+    assert counting_s3.total <= 1.05 * len(objects) + 5, dict(counting_s3.counts)
+    opts = counting_s3.storage_options
+    array = zarr.open_group(url, mode="r", storage_options=opts)["acquisition/ts1/data"]
+    assert array.chunks == (500,)
+    with read_directly(url, opts) as io:
+        check_contents(io.read(), iterator=False)
+
+
+def test_configuration_for_another_backend_is_refused(tmp_path: Path) -> None:
+    nwbfile = small_nwbfile(iterator=False)
+    configuration = nwbstore.nwb.get_default_backend_configuration(nwbfile, backend="hdf5")
+    with pytest.raises(nwbstore.errors.SettingsError, match=r"made for 'hdf5'.*backend='zarr'"):
+        nwbstore.nwb.write(nwbfile, tmp_path / "x.nwb.zarr", backend_configuration=configuration)
+    assert not (tmp_path / "x.nwb.zarr").exists()

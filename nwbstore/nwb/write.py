@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from nwbstore.errors import MissingDependencyError, NwbStoreError, StoreExistsError
+from nwbstore.errors import MissingDependencyError, NwbStoreError, SettingsError, StoreExistsError
 from nwbstore.nodes import INCOMPLETE_ATTR
 from nwbstore.nwb._io_errors import denied_as_nwbstore
 from nwbstore.nwb._io_format import family_member, is_family, is_remote, nwb_format
@@ -158,7 +158,7 @@ def write(
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
         raise ValueError(f"jobs={jobs!r} must be a positive integer (or None)")
     if backend_configuration is not None:
-        _configure(nwbfile, backend_configuration)
+        _configure(nwbfile, backend_configuration, fmt, url_s)
     options = dict(storage_options or {})
     report = WriteReport(url=url_s, format=fmt, zarr_format=zarr_format if fmt == "zarr" else None)
     if manager is None:
@@ -199,7 +199,8 @@ def write(
 # -- configuration and managers ----------------------------------------------------------------
 
 
-def _configure(nwbfile: Any, configuration: Any) -> None:
+def _configure(nwbfile: Any, configuration: Any, fmt: str, url: str) -> None:
+    """Apply ``configuration``, made for the backend ``url`` is written with."""
     try:
         from nwbstore.nwb.configuration import configure_backend
     except ImportError as err:
@@ -207,6 +208,13 @@ def _configure(nwbfile: Any, configuration: Any) -> None:
             "backend_configuration= needs nwbstore.nwb.configuration (get_default_backend_"
             f"configuration/configure_backend), which this installation lacks: {err}"
         ) from err
+    made_for = getattr(configuration, "backend", fmt)
+    if made_for != fmt:
+        raise SettingsError(
+            f"the backend configuration was made for {made_for!r}, but {url} is written as "
+            f"{fmt!r}: make one with get_default_backend_configuration(nwbfile, "
+            f"backend={fmt!r}), or pass format={made_for!r}"
+        )
     configure_backend(nwbfile, configuration)
 
 
