@@ -234,10 +234,20 @@ def test_nwb_iterative_write_with_a_data_chunk_iterator(tmp_path: Path) -> None:
     }
     expected = _iterative_values(3000)
     with h5py.File(tmp_path / "iterative.nwb", "r") as f:
+        assert f["acquisition/recording/data"].chunks == (500, 32)
         np.testing.assert_array_equal(f["acquisition/recording/data"][:], expected)
     stored = zarr.open_array(tmp_path / "iterative.nwb.zarr/acquisition/recording/data", mode="r")
+    assert stored.chunks == (500, 32)
     np.testing.assert_array_equal(stored[:], expected)
     script = str(EXAMPLES / "nwb_iterative_write.py")
+    tiny = str(tmp_path / "tiny.nwb")  # fewer rows than a buffer: one short chunk
+    assert (
+        f"{tiny}: read back recording (50, 32) int16"
+        in run(script, "--rows", "50", "--url", tiny).stdout
+    )
+    with h5py.File(tiny, "r") as f:
+        assert f["acquisition/recording/data"].chunks == (50, 32)
+        np.testing.assert_array_equal(f["acquisition/recording/data"][:], _iterative_values(50))
     assert run(script, "--help").stdout.startswith("usage:")
     assert "--rows" in run(script, "--rows", "0", expect=2).stderr
     (tmp_path / "file").write_text("")
