@@ -21,7 +21,8 @@ Without OUTPUT_DIR the files go to a temporary folder that is removed at the end
 (repeatable) chooses the destinations instead of ``iterative.nwb`` and ``iterative.nwb.zarr``;
 an ``s3://`` URL takes its endpoint and credentials from ``$AWS_ENDPOINT_URL``,
 ``$AWS_ACCESS_KEY_ID`` and ``$AWS_SECRET_ACCESS_KEY`` (HDF5 on S3 cannot be changed in place,
-so the fill-later step is skipped there).
+so the fill-later step is skipped there, and it is uploaded from a local temporary: below
+128 MiB in one PUT that s3fs reads whole, so that write's peak grows with the file).
 """
 
 from __future__ import annotations
