@@ -28,7 +28,9 @@ from nwbstore.errors import AccessDeniedError, IncompleteStoreError, NwbStoreErr
 __all__ = ["DEFAULT_CONCURRENCY", "PART_BYTES", "local_temporary", "upload_file"]
 
 #: Size of one part of a multipart upload (S3 needs at least 5 MiB for all but the last).
-PART_BYTES = 64 * 2**20
+#: s3fs reads a file below two parts whole and holds ``concurrency`` parts in flight, so an
+#: upload holds at most ``max(2, concurrency) * PART_BYTES`` in memory (128 MiB by default).
+PART_BYTES = 16 * 2**20
 
 #: Parts uploaded at a time when the caller gives no ``concurrency``.
 DEFAULT_CONCURRENCY = 8
