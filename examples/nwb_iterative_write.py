@@ -22,7 +22,7 @@ Without OUTPUT_DIR the files go to a temporary folder that is removed at the end
 an ``s3://`` URL takes its endpoint and credentials from ``$AWS_ENDPOINT_URL``,
 ``$AWS_ACCESS_KEY_ID`` and ``$AWS_SECRET_ACCESS_KEY`` (HDF5 on S3 cannot be changed in place,
 so the fill-later step is skipped there, and it is uploaded from a local temporary: below
-128 MiB in one PUT that s3fs reads whole, so that write's peak grows with the file).
+32 MiB in one PUT that s3fs reads whole, above in 16 MiB parts, 8 at a time).
 """
 
 from __future__ import annotations
