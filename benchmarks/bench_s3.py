@@ -5,6 +5,8 @@ its own process, once per injected latency (``--latencies 0,0.025``: 0 and 25 ms
 and measures each job in a child process of its own (``benchmarks/s3_jobs.py``): the requests
 it made by kind (counted by the proxy), the objects it stored (listed on moto directly, past the
 proxy), its time, and its peak RSS (``ru_maxrss`` of the child from ``os.wait4``).
+The servers, the launcher and the measuring are shared with ``bench_nwb_write.py``
+(``benchmarks/_s3_bench_common.py``).
 
 - Convert the rich sample NWB file and a generated ephys NWB file (``--ephys-mb``) to S3 Zarr
   with ``nwbstore.convert``; against ``s3fs.put`` of the source file(s) and hdmf-zarr's
