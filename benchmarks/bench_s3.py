@@ -5,6 +5,8 @@ its own process, once per injected latency (``--latencies 0,0.025``: 0 and 25 ms
 and measures each job in a child process of its own (``benchmarks/s3_jobs.py``): the requests
 it made by kind (counted by the proxy), the objects it stored (listed on moto directly, past the
 proxy), its time, and its peak RSS (``ru_maxrss`` of the child from ``os.wait4``).
+The servers, the launcher and the measuring are shared with ``bench_nwb_write.py``
+(``benchmarks/_s3_bench_common.py``).
 
 - Convert the rich sample NWB file and a generated ephys NWB file (``--ephys-mb``) to S3 Zarr
   with ``nwbstore.convert``; against ``s3fs.put`` of the source file(s) and hdmf-zarr's
@@ -26,18 +28,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -45,288 +38,24 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import s3_jobs  # noqa: E402  (beside this file)
+from _s3_bench_common import (  # noqa: E402
+    BUCKET,
+    KINDS,
+    MB,
+    Launcher,
+    Proxy,
+    Row,
+    measure,
+    moto_server,
+    run_job,
+    s3_client,
+    say,
+    set_quiet,
+)
 
-BUCKET = "bench"
-KINDS = ("HEAD", "GET", "LIST", "PUT", "POST", "DELETE")
 #: Metadata PUTs a stream may cost (the issue's budget): the array's zarr.json and the root's,
 #: which the write path PUTs twice (If-None-Match:* at creation, consolidated at close).
 STREAM_METADATA = 3
-MB = 1e6
-
-_quiet = False
-
-
-def say(message: str) -> None:
-    """Progress on stderr, unless ``--quiet``."""
-    if not _quiet:
-        print(message, file=sys.stderr, flush=True)
-
-
-# -- the servers -----------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_for(url: str, process: subprocess.Popen[Any], what: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{what} exited with status {process.returncode}")
-        try:
-            urllib.request.urlopen(url, timeout=2).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"{what} did not answer at {url} within 60 s")
-
-
-@contextmanager
-def moto_server() -> Iterator[str]:
-    """moto's S3 server in its own process on a free port of 127.0.0.1; yields its URL."""
-    port = _free_port()
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for(f"{url}/moto-api/", process, "moto server")
-        yield url
-    finally:
-        process.terminate()
-        process.wait(10)
-
-
-class Proxy:
-    """The counting proxy in its own process (``python -m nwbstore.testing.s3proxy``)."""
-
-    def __init__(self, upstream: str, latency: float, work: Path) -> None:
-        port_file = work / f"proxy-{uuid.uuid4().hex[:8]}.port"
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "nwbstore.testing.s3proxy",
-                "--upstream",
-                upstream,
-                "--latency",
-                str(latency),
-                "--port-file",
-                str(port_file),
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONPATH": _pythonpath()},
-        )
-        deadline = time.monotonic() + 60
-        while not port_file.exists():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("the counting proxy did not start")
-            time.sleep(0.05)
-        self.url = f"http://127.0.0.1:{port_file.read_text().strip()}"
-
-    def _ask(self, command: str) -> str:
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(command + "\n")
-        self.process.stdin.flush()
-        return self.process.stdout.readline().strip()
-
-    def reset(self) -> None:
-        self._ask("reset")
-
-    def counts(self) -> dict[str, int]:
-        return dict(json.loads(self._ask("counts")))
-
-    def stop(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write("stop\n")
-        self.process.stdin.close()
-        self.process.wait(10)
-
-
-def _pythonpath() -> str:
-    """Children import the nwbstore beside ``benchmarks/`` (the checkout), not another one."""
-    parts = [str(HERE.parent), os.environ.get("PYTHONPATH", "")]
-    return os.pathsep.join(p for p in parts if p)
-
-
-class Launcher:
-    """``s3_launcher.py`` in its own process: starts each job, returns its ``os.wait4`` usage."""
-
-    def __init__(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, str(HERE / "s3_launcher.py")],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-
-    def run(self, cmd: list[str], env: dict[str, str], stderr: Path) -> dict[str, Any]:
-        """Run ``cmd``; ``{"returncode", "seconds", "maxrss_kb"}``."""
-        assert self.process.stdin is not None and self.process.stdout is not None
-        request = {"cmd": cmd, "env": env, "stderr": str(stderr)}
-        self.process.stdin.write(json.dumps(request) + "\n")
-        self.process.stdin.flush()
-        return dict(json.loads(self.process.stdout.readline()))
-
-    def stop(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        self.process.wait(10)
-
-
-def s3_client(url: str) -> Any:
-    import boto3
-
-    return boto3.client(
-        "s3",
-        endpoint_url=url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
-
-
-def stored_objects(client: Any, prefix: str) -> tuple[int, int]:
-    """(objects, bytes) under ``prefix`` in the bench bucket, listed on moto directly."""
-    count = size = 0
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix):
-        for item in page.get("Contents", []):
-            count += 1
-            size += item["Size"]
-    return count, size
-
-
-def delete_prefix(client: Any, prefix: str) -> None:
-    """Remove what a job stored, so moto's memory stays bounded over a long run."""
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix):
-        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
-        if keys:
-            client.delete_objects(Bucket=BUCKET, Delete={"Objects": keys})
-
-
-# -- one job ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Run:
-    """One run of one job."""
-
-    seconds: float
-    process_seconds: float
-    peak_rss_mb: float
-    requests: dict[str, int]
-    objects: int
-    stored_mb: float
-    info: dict[str, Any] = field(default_factory=dict)
-
-
-class JobFailed(Exception):
-    """A job's process exited with an error; the message holds the end of its stderr."""
-
-
-def run_job(
-    job: str,
-    launcher: Launcher,
-    proxy: Proxy,
-    moto: Any,
-    work: Path,
-    *,
-    dst_name: str,
-    **options: Any,
-) -> Run:
-    """Run ``s3_jobs.py job`` in a child process against ``proxy``; count, list, clean up."""
-    prefix = f"{uuid.uuid4().hex[:10]}/"
-    dst = f"s3://{BUCKET}/{prefix}{dst_name}"
-    out = work / f"{job}-{prefix.rstrip('/')}.json"
-    cmd = [sys.executable, str(HERE / "s3_jobs.py"), job, "--endpoint", proxy.url, "--dst", dst]
-    cmd += ["--out", str(out)]
-    for name, value in options.items():
-        flag = "--" + name.replace("_", "-")
-        cmd += [flag, *map(str, value)] if isinstance(value, list) else [flag, str(value)]
-    proxy.reset()
-    err = work / f"{job}-{prefix.rstrip('/')}.stderr"
-    done = launcher.run(cmd, {**os.environ, "PYTHONPATH": _pythonpath()}, err)
-    counts = proxy.counts()
-    if done["returncode"] != 0:
-        tail = err.read_text(errors="replace").strip().splitlines()[-12:]
-        delete_prefix(moto, prefix)
-        raise JobFailed("\n".join(tail))
-    result = json.loads(out.read_text())
-    objects, size = stored_objects(moto, prefix)
-    delete_prefix(moto, prefix)
-    return Run(
-        seconds=result.pop("seconds"),
-        process_seconds=done["seconds"],
-        peak_rss_mb=done["maxrss_kb"] * 1024 / MB,  # Linux reports KiB
-        requests=counts,
-        objects=objects,
-        stored_mb=size / MB,
-        info=result,
-    )
-
-
-@dataclass
-class Row:
-    """The median of ``--repeat`` runs of one job at one latency (or why it was skipped)."""
-
-    latency_ms: float
-    case: str
-    method: str
-    seconds: float = float("nan")
-    process_seconds: float = float("nan")
-    peak_rss_mb: float = float("nan")
-    requests: dict[str, int] = field(default_factory=dict)
-    objects: int = 0
-    stored_mb: float = 0.0
-    info: dict[str, Any] = field(default_factory=dict)
-    skipped: str = ""
-
-    @property
-    def total(self) -> int:
-        return int(self.requests.get("total", 0))
-
-
-def measure(latency: float, case: str, method: str, repeat: int, run: Callable[[], Run]) -> Row:
-    """Run a job ``repeat`` times: median times, largest peak RSS, the last run's counts."""
-    runs = []
-    for i in range(repeat):
-        try:
-            runs.append(run())
-        except JobFailed as error:
-            reason = str(error).splitlines()[-1] if str(error) else "failed"
-            say(
-                f"  {case} / {method}: skipped, it failed:\n    "
-                + str(error).replace("\n", "\n    ")
-            )
-            return Row(latency * 1000, case, method, skipped=reason)
-        last = runs[-1]
-        say(
-            f"  {latency * 1000:.0f} ms  {case:14s} {method:22s} run {i + 1}: "
-            f"{last.seconds:7.2f} s  {last.requests.get('total', 0):6d} requests  "
-            f"{last.objects:5d} objects  peak RSS {last.peak_rss_mb:5.0f} MB"
-        )
-    last = runs[-1]
-    return Row(
-        latency_ms=latency * 1000,
-        case=case,
-        method=method,
-        seconds=statistics.median(r.seconds for r in runs),
-        process_seconds=statistics.median(r.process_seconds for r in runs),
-        peak_rss_mb=max(r.peak_rss_mb for r in runs),
-        requests=last.requests,
-        objects=last.objects,
-        stored_mb=last.stored_mb,
-        info=last.info,
-    )
 
 
 # -- the sources -----------------------------------------------------------------------------
@@ -457,7 +186,6 @@ def targets(rows: list[Row]) -> list[str]:
 
 
 def main() -> None:
-    global _quiet
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--latencies", default="0,0.025", help="seconds per request, comma-separated"
@@ -471,7 +199,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="write every number here")
     parser.add_argument("--quiet", action="store_true", help="only the tables")
     args = parser.parse_args()
-    _quiet = args.quiet
+    set_quiet(args.quiet)
     latencies = [float(x) for x in args.latencies.split(",") if x.strip()]
     work = args.workdir or Path(tempfile.mkdtemp(prefix="nwbstore-bench-s3-"))
     work.mkdir(parents=True, exist_ok=True)

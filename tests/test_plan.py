@@ -57,8 +57,11 @@ def test_default_convert_transcodes_codecs_without_counterpart(
     out = tmp_path / "out.zarr"
     with pytest.warns(CodecTranscodedWarning) as caught:
         report = nwbstore.convert(unmappable, out, progress=False)
-    assert len(caught) == 1  # one warning for the whole conversion
-    message = str(caught[0].message)
+    # one warning for the whole conversion (others, such as a ResourceWarning of an HTTP session
+    # an earlier test left for the garbage collector, may be recorded in the block too)
+    transcoded = [w for w in caught if issubclass(w.category, CodecTranscodedWarning)]
+    assert len(transcoded) == 1, [str(w.message) for w in caught]
+    message = str(transcoded[0].message)
     for name in ("/lzf", "/bitshuffle_lz4", "/bitshuffle_zstd", "/blosc2", "/scaleoffset"):
         assert name in message
     assert "/plain_gzip" not in message and "--strict" in message
