@@ -596,3 +596,31 @@ def test_configuration_for_another_backend_is_refused(tmp_path: Path) -> None:
     with pytest.raises(nwbstore.errors.SettingsError, match=r"made for 'hdf5'.*backend='zarr'"):
         nwbstore.nwb.write(nwbfile, tmp_path / "x.nwb.zarr", backend_configuration=configuration)
     assert not (tmp_path / "x.nwb.zarr").exists()
+
+
+@pytest.mark.s3
+def test_s3_electrodes_reference_column_stays_within_the_budget(counting_s3: Any) -> None:
+    from pynwb.ecephys import ElectricalSeries
+
+    nwbfile = small_nwbfile(iterator=False)
+    device = nwbfile.create_device(name="probe")
+    group = nwbfile.create_electrode_group(
+        name="shank", description="d", location="CA1", device=device
+    )
+    for _ in range(100):  # hdmf-zarr writes the 'group' reference column element by element
+        nwbfile.add_electrode(group=group, location="CA1")
+    region = nwbfile.create_electrode_table_region(list(range(100)), "all")
+    nwbfile.add_acquisition(
+        ElectricalSeries(name="es", data=np.zeros((50, 100), "i2"), electrodes=region, rate=1.0)
+    )
+    url = counting_s3.url("electrodes.nwb.zarr")
+    counting_s3.reset()
+    nwbstore.nwb.write(nwbfile, url, storage_options=counting_s3.storage_options)
+    objects = _objects(counting_s3, "electrodes.nwb.zarr")
+    puts = Counter(r.path for r in counting_s3.proxy.requests if r.kind == "PUT")
+    assert counting_s3.total <= 1.05 * len(objects) + 5, (dict(counting_s3.counts), len(objects))
+    assert max(puts.values()) <= 3, puts.most_common(3)
+    with read_directly(url, counting_s3.storage_options) as io:
+        read = io.read()
+        assert len(read.electrodes) == 100
+        assert read.electrodes["group"][99].name == "shank"

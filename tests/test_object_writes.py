@@ -247,3 +247,26 @@ class _SlowStore(MemoryStore):
         finally:
             with self._lock:
                 self.active -= 1
+
+
+def test_a_chunk_filled_piece_by_piece_is_uploaded_once_more_at_flush() -> None:
+    inner = _SlowStore(delay=0.0)
+    puts: Counter[str] = Counter()
+    original = inner.set
+
+    async def counting_set(key: str, value: Any) -> None:
+        puts[key] += 1
+        await original(key, value)
+
+    inner.set = counting_set  # type: ignore[method-assign]
+    store = ObjectWriteStore(inner, url="memory://pieces", fresh=True)
+    group = zarr.open_group(store=store, mode="w")
+    array = group.create_array("refs", shape=(100,), chunks=(100,), dtype="int32", fill_value=0)
+    inner.reads = 0
+    for i in range(100):  # as hdmf-zarr writes a column of references
+        array[i] = i
+    zarr.core.sync.sync(store.flush())
+    assert puts["refs/c/0"] == 2  # the first write, then the finished chunk at flush
+    assert inner.reads <= 1  # the chunk is read back once at most (after its first PUT)
+    reread = zarr.open_group(store=MemoryStore(inner.data), mode="r")
+    np.testing.assert_array_equal(reread["refs"][:], np.arange(100))

@@ -13,6 +13,8 @@ A writer that creates a store knows what it wrote; it need not ask the server.
   HEAD, GET or LIST at all);
 - PUTs each chunk once, in the background, with at most ``concurrency`` PUTs in flight
   across every array; ``set`` returns once the PUT has a slot, so zarr goes on encoding.
+  A chunk written again in this session (a writer filling it piece by piece) is kept in
+  memory and uploaded once at flush (at most :data:`REWRITE_BYTES` held);
   A chunk still in flight is read back from memory. A failed PUT is raised by the next write
   or by :meth:`~ObjectWriteStore.flush` (:class:`~nwbstore.errors.WriteFailedError`, or the
   error the storage layer raised, such as a refused write);
@@ -58,6 +60,7 @@ from nwbstore.errors import (
 __all__ = [
     "DEFAULT_CONCURRENCY",
     "METADATA_NAMES",
+    "REWRITE_BYTES",
     "WRITER_ATTR",
     "ObjectWriteStore",
     "is_metadata_key",
@@ -65,6 +68,8 @@ __all__ = [
 
 #: Chunk PUTs in flight at most, across every array of a store, unless told otherwise.
 DEFAULT_CONCURRENCY = 32
+#: Bytes of chunks written more than once that are held for one upload at flush, at most.
+REWRITE_BYTES = 64 * 2**20
 #: Names of Zarr metadata documents (v3 and v2).
 METADATA_NAMES = frozenset({"zarr.json", ".zgroup", ".zarray", ".zattrs", ".zmetadata"})
 #: Root documents, in the order they are written at the end of a flush (the last one holds
@@ -144,6 +149,8 @@ class ObjectWriteStore(Store):
         self._saved: dict[str, bytes] = {}  # digest of each document as last written
         self._unsaved: set[str] = set()  # documents changed since they were last written
         self._pending: dict[str, Buffer] = {}  # chunks whose PUT is in flight
+        self._rewritten: dict[str, Buffer] = {}  # chunks written again: uploaded at flush
+        self._rewritten_bytes = 0
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stored: set[str] = set()  # keys written to the server in this session
         self._live: set[str] = set()  # keys that exist now because of this session
@@ -296,6 +303,8 @@ class ObjectWriteStore(Store):
     ) -> Buffer | None:
         if key in self._docs:
             return _slice(self._docs[key], byte_range)
+        if key in self._rewritten:
+            return _slice(self._rewritten[key], byte_range)
         if key in self._pending:
             return _slice(self._pending[key], byte_range)
         if self._known_absent(key):
@@ -355,12 +364,41 @@ class ObjectWriteStore(Store):
             self._stored.add(key)
             self._add_live(key)
             return
+        if key in self._stored or key in self._pending or key in self._rewritten:
+            await self._rewrite(key, value)
+            return
+        await self._start_put(key, value)
+
+    async def _start_put(self, key: str, value: Buffer) -> None:
+        """Upload ``key`` in the background once a slot is free (after its own earlier PUT)."""
         await self._wait_for([key])  # a second write of a key in flight goes after the first
         slots = self._semaphore()
         await slots.acquire()
         self._pending[key] = value
         self._add_live(key)
         self._tasks[key] = asyncio.get_running_loop().create_task(self._put(key, value, slots))
+
+    async def _rewrite(self, key: str, value: Buffer) -> None:
+        """Keep a chunk written again in memory, uploaded once at flush.
+
+        Writers that fill a chunk piece by piece (hdmf-zarr writes reference columns one
+        element at a time) would otherwise PUT the same chunk once per piece. At most
+        :data:`REWRITE_BYTES` are held; beyond, the oldest rewritten chunks are uploaded.
+        """
+        old = self._rewritten.pop(key, None)
+        if old is not None:
+            self._rewritten_bytes -= len(old)
+        self._rewritten[key] = value
+        self._rewritten_bytes += len(value)
+        self._add_live(key)
+        while self._rewritten_bytes > REWRITE_BYTES and len(self._rewritten) > 1:
+            oldest = next(iter(self._rewritten))
+            await self._start_put(oldest, self._pop_rewritten(oldest))
+
+    def _pop_rewritten(self, key: str) -> Buffer:
+        value = self._rewritten.pop(key)
+        self._rewritten_bytes -= len(value)
+        return value
 
     async def _put(self, key: str, value: Buffer, slots: asyncio.Semaphore) -> None:
         try:
@@ -444,6 +482,9 @@ class ObjectWriteStore(Store):
             A PUT failed (after the storage layer's retries); the store is left incomplete.
         """
         await self._drain()
+        for key in list(self._rewritten):
+            await self._start_put(key, self._pop_rewritten(key))
+        await self._drain()
         changed = sorted(k for k in self._unsaved if k in self._docs)
         changed = [k for k in changed if self._saved.get(k) != _digest(self._docs[k])]
         self._unsaved &= set(changed)
@@ -465,6 +506,8 @@ class ObjectWriteStore(Store):
         self._deleted.add(key)
 
     def _forget(self, key: str) -> None:
+        if key in self._rewritten:
+            self._pop_rewritten(key)
         self._docs.pop(key, None)
         self._pending.pop(key, None)
         self._unsaved.discard(key)
