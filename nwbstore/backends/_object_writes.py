@@ -86,11 +86,6 @@ def is_metadata_key(key: str) -> bool:
     return key.rpartition("/")[2] in METADATA_NAMES
 
 
-def _parent_and_name(key: str) -> tuple[str, str]:
-    parent, _, name = key.rpartition("/")
-    return parent, name
-
-
 def _ancestors(key: str) -> Iterable[tuple[str, str]]:
     """(prefix, child) pairs from the root down to ``key``: ``a/b/c`` -> ("", a), (a, b), ..."""
     parts = key.split("/")
@@ -181,11 +176,6 @@ class ObjectWriteStore(Store):
     def has_unsaved_documents(self) -> bool:
         """True if a metadata document changed since the last flush (by any zarr user)."""
         return bool(self._unsaved)
-
-    @property
-    def in_flight(self) -> int:
-        """Chunk PUTs started and not finished."""
-        return len(self._tasks)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ObjectWriteStore) and other._inner == self._inner
