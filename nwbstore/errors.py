@@ -24,6 +24,8 @@ __all__ = [
     "NwbStoreWarning",
     "PickleRefusedError",
     "ReadOnlyError",
+    "RemoteObjectChangedError",
+    "RemoteRangeError",
     "RetriesExhaustedError",
     "SameSourceAndDestinationError",
     "SettingsError",
@@ -221,3 +223,34 @@ class WriteFailedError(NwbStoreError, OSError):
 
     The message names the key and the store; write again, or resume a conversion.
     """
+
+
+class RemoteObjectChangedError(NwbStoreError, OSError):
+    """A remote object changed (its ETag differs) while a store had it open.
+
+    Bytes of the new object are never mixed with metadata read from the old one: reopen the
+    store to read the new version.
+
+    Attributes
+    ----------
+    url
+        The object.
+    old_etag, new_etag
+        The ETag seen when the store was opened, and the one the server reports now (``None``
+        if the server did not say).
+    """
+
+    def __init__(self, url: str, old_etag: str | None, new_etag: str | None = None) -> None:
+        self.url = url
+        self.old_etag = old_etag
+        self.new_etag = new_etag
+        now = f"now {new_etag}" if new_etag else "it no longer matches"
+        super().__init__(
+            f"{url} changed while it was open (ETag {old_etag} at open, {now}): "
+            "reopen the store to read the new version"
+        )
+
+
+class RemoteRangeError(NwbStoreError, OSError):
+    """A server did not honour a byte-range request (it sent the whole object, or a body of
+    the wrong length), so the bytes it sent cannot be trusted as the range asked for."""

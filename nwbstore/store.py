@@ -116,6 +116,8 @@ def open(
     options: dict[str, Any] = {"storage_options": dict(storage_options or {})}
     if backend.startswith("hdf5"):
         options.update(driver=driver, memb_size=memb_size)
+        if backend == "hdf5-remote":
+            options.update(concurrency=concurrency)
     elif driver is not None:
         raise UnknownFormatError(f"driver={driver!r} applies to HDF5 files, and {url_s} is Zarr")
     else:

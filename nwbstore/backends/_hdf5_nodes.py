@@ -19,8 +19,10 @@ from nwbstore.backends._hdf5_types import (
     to_h5py_dtype,
 )
 from nwbstore.backends._local_files import read_location
+from nwbstore.backends._remote_chunks import UnsupportedSelection
 from nwbstore.errors import (
     NodeNotFoundError,
+    RemoteRangeError,
     SettingsError,
     UnsupportedDtypeError,
     UnsupportedOperationError,
@@ -182,6 +184,15 @@ class HDF5Dataset(Dataset):
         dt = self._ds.dtype
         if dt.names is None and dt.kind == "O" and (dt.metadata or {}).get("vlen") in (str, bytes):
             return self._ds.asstr(errors="surrogateescape")[selection]
+        store: HDF5Store = self.store  # type: ignore[assignment]
+        reader = store.chunk_reader(self._ds) if store.remote is not None else None
+        if reader is not None:
+            try:
+                return decode_value(reader.read(selection), dt, self._ds.file)
+            except UnsupportedSelection:
+                pass  # h5py knows more selections (field names, np.newaxis ...)
+            except RemoteRangeError as err:
+                store.disable_chunk_reads(err)
         return decode_value(self._ds[selection], dt, self._ds.file)
 
     def _write(self, selection: Any, value: Any) -> None:

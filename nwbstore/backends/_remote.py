@@ -40,6 +40,7 @@ __all__ = [
     "list_root",
     "probe_call",
     "probe_filesystem",
+    "probe_info",
     "probe_url",
     "stat_path",
     "translate_s3_error",
@@ -325,7 +326,16 @@ def stat_path(
 def probe_url(url: str, storage_options: Mapping[str, Any] | None) -> bool:
     """Probe a remote ``url`` with one quick request: True if something is there.
 
-    Chained URLs (``simplecache::s3://...``) are not probed and give True: the caller's own
+    See :func:`probe_info` for the errors.
+    """
+    return probe_info(url, storage_options) is not None
+
+
+def probe_info(url: str, storage_options: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Probe a remote ``url`` with one quick request: its ``fs.info`` (size, ETag, ...), or
+    None if nothing is there.
+
+    Chained URLs (``simplecache::s3://...``) are not probed and give ``{}``: the caller's own
     open reports on them.
 
     Raises
@@ -340,9 +350,9 @@ def probe_url(url: str, storage_options: Mapping[str, Any] | None) -> bool:
         If access is denied, or the credentials are invalid or missing.
     """
     if "::" in url:
-        return True
+        return {}
     protocol = url.partition("://")[0].lower()
     options = dict(storage_options or {})
     fs = probe_filesystem(protocol, options)
     path = type(fs)._strip_protocol(url)
-    return stat_path(fs, url, path, protocol, options) is not None
+    return stat_path(fs, url, path, protocol, options)

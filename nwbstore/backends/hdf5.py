@@ -13,17 +13,25 @@ Registry names (see :mod:`nwbstore.backends.registry`):
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import re
+import threading
 from collections.abc import Mapping
 from typing import Any
 
 import h5py
 import hdf5plugin  # noqa: F401 - registers the plugin filters with HDF5
 
+from nwbstore.backends._chunk_index import ChunkIndex, index_problem
 from nwbstore.backends._damage import corrupt_hdf5
 from nwbstore.backends._hdf5_nodes import HDF5Dataset, HDF5Group
-from nwbstore.backends._remote import probe_url
+from nwbstore.backends._remote import probe_info
+from nwbstore.backends._remote_chunks import (
+    DEFAULT_CONCURRENCY,
+    RemoteChunkReader,
+    unsupported_reason,
+)
 from nwbstore.backends.registry import split_protocol
 from nwbstore.errors import (
     CorruptStoreError,
@@ -46,6 +54,8 @@ REMOTE_CACHE_TYPE = "blockcache"
 #: ``H5F_FAMILY_DEFAULT``: member size 0 makes HDF5 use the size saved in the superblock.
 _FAMILY_SIZE_FROM_FILE = 0
 _FAMILY_PATTERN = re.compile(r"%0?\d*d")
+
+logger = logging.getLogger(__name__)
 
 
 class HDF5Store(Store):
@@ -71,6 +81,7 @@ class HDF5Store(Store):
         backend: str = "hdf5",
         fileobj: Any = None,
         memb_size: int | None = None,
+        remote: RemoteObject | None = None,
     ) -> None:
         super().__init__(url, mode)
         self.backend = backend
@@ -78,6 +89,9 @@ class HDF5Store(Store):
         self._file = h5file
         self._fileobj = fileobj
         self._root = HDF5Group(self, "/", h5file)
+        self._remote = remote
+        self._readers: dict[str, RemoteChunkReader | None] = {}
+        self._readers_lock = threading.Lock()
 
     def _check_writable(self, action: str) -> None:
         if self.backend == "hdf5-remote" and not self.closed:  # no mode makes it writable
@@ -100,6 +114,7 @@ class HDF5Store(Store):
         storage_options: Mapping[str, Any] | None = None,
         driver: str | None = None,
         memb_size: int | None = None,
+        concurrency: int | None = None,
     ) -> HDF5Store:
         """Open ``url`` as the registry backend ``backend`` (``hdf5``, ``hdf5-family``,
         ``hdf5-remote``).
@@ -118,7 +133,7 @@ class HDF5Store(Store):
             Bad ``driver``/``memb_size``/family pattern.
         """
         if backend == "hdf5-remote":
-            return cls._open_remote(url, mode, storage_options, driver, memb_size)
+            return cls._open_remote(url, mode, storage_options, driver, memb_size, concurrency)
         path = os.path.expanduser(split_protocol(url)[1])
         if backend == "hdf5-family" or driver == "family":
             return cls._open_family(url, path, mode, memb_size)
@@ -175,6 +190,7 @@ class HDF5Store(Store):
         storage_options: Mapping[str, Any] | None,
         driver: str | None,
         memb_size: int | None,
+        concurrency: int | None = None,
     ) -> HDF5Store:
         if mode != "r":
             raise ReadOnlyError(
@@ -192,7 +208,8 @@ class HDF5Store(Store):
         options = dict(storage_options or {})
         # one quick request first: a missing s3fs, an unreachable endpoint or a missing bucket
         # or key is reported at once, not after botocore's retries
-        if not probe_url(url, options):
+        info = probe_info(url, options)
+        if info is None:
             raise StoreNotFoundError(
                 f"{url} does not exist (check the bucket, the key and storage_options)"
             )
@@ -216,7 +233,18 @@ class HDF5Store(Store):
         except BaseException:
             fileobj.close()
             raise
-        return cls(url, mode, h5, backend="hdf5-remote", fileobj=fileobj)
+        remote = (
+            None
+            if "::" in url
+            else RemoteObject(
+                fs,
+                path,
+                etag=_etag_of(info),
+                size=None if info.get("size") is None else int(info["size"]),
+                concurrency=concurrency or DEFAULT_CONCURRENCY,
+            )
+        )
+        return cls(url, mode, h5, backend="hdf5-remote", fileobj=fileobj, remote=remote)
 
     # -- Store interface ------------------------------------------------------------------
 
@@ -233,6 +261,52 @@ class HDF5Store(Store):
     def capabilities(self) -> Capabilities:
         return Capabilities(writable=self.writable, raw_chunks=True)
 
+    @property
+    def remote(self) -> RemoteObject | None:
+        """The remote object behind an ``hdf5-remote`` store (None for local files)."""
+        return self._remote
+
+    def chunk_reader(self, dataset: h5py.Dataset) -> RemoteChunkReader | None:
+        """The remote chunk reader of ``dataset``, or None where h5py must read it.
+
+        Built on first use (one pass over the dataset's chunk index) and cached per dataset.
+        None for local stores, datasets that cannot be read from byte ranges (compact,
+        virtual, variable-length, references, a filter with no exact decoder; named in a
+        debug log), and after the server refused a range request
+        (:class:`~nwbstore.errors.RemoteRangeError`): h5py reads instead.
+        """
+        remote = self._remote
+        if remote is None or remote.range_error is not None:
+            return None
+        name = str(dataset.name)
+        with self._readers_lock:
+            if name in self._readers:
+                return self._readers[name]
+            reader = self._build_reader(dataset, remote)
+            self._readers[name] = reader
+            return reader
+
+    def _build_reader(
+        self, dataset: h5py.Dataset, remote: RemoteObject
+    ) -> RemoteChunkReader | None:
+        problem = index_problem(dataset)
+        if problem is None:
+            index = ChunkIndex.from_h5py(dataset)
+            problem = unsupported_reason(index)
+        if problem is not None:
+            logger.debug("%s in %s is read through h5py: %s", dataset.name, self.url, problem)
+            return None
+        return RemoteChunkReader(
+            remote.fs, remote.path, index, remote.etag, remote.concurrency, url=self.url
+        )
+
+    def disable_chunk_reads(self, reason: BaseException) -> None:
+        """Read every dataset of this store through h5py from now on (the server refused a
+        range request: ``reason``)."""
+        if self._remote is not None:
+            self._remote.range_error = reason
+            logger.warning("%s: chunk reads through h5py from now on: %s", self.url, reason)
+
     def flush(self) -> None:
         """Flush HDF5's buffers to the file."""
         if self.writable:
@@ -244,6 +318,40 @@ class HDF5Store(Store):
         finally:
             if self._fileobj is not None:
                 self._fileobj.close()
+
+
+class RemoteObject:
+    """The object behind an ``hdf5-remote`` store, as seen at open.
+
+    Attributes
+    ----------
+    fs, path
+        The fsspec filesystem and the object's path on it.
+    etag, size
+        ETag and size from the probe made at open (None if the server gave none).
+    concurrency
+        Range requests in flight at most per read.
+    range_error
+        Set when the server refused a range request; chunk reads then go through h5py.
+    """
+
+    def __init__(
+        self, fs: Any, path: str, *, etag: str | None, size: int | None, concurrency: int
+    ) -> None:
+        self.fs = fs
+        self.path = path
+        self.etag = etag
+        self.size = size
+        self.concurrency = concurrency
+        self.range_error: BaseException | None = None
+
+
+def _etag_of(info: Mapping[str, Any]) -> str | None:
+    for key in ("ETag", "etag", "Etag"):
+        value = info.get(key)
+        if value:
+            return str(value)
+    return None
 
 
 def _h5py_mode(mode: str) -> str:
