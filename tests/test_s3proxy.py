@@ -163,3 +163,63 @@ def test_request_kind() -> None:
     assert request_kind("GET", "/b", "") == "LIST"
     assert request_kind("GET", "/b/k", "list-type=2&prefix=k/") == "LIST"
     assert request_kind("PUT", "/b/k", "") == "PUT"
+
+
+def test_records_range_bytes_and_times(proxy: S3Proxy, s3_bucket: str) -> None:
+    client = _client(proxy)
+    client.put_object(Bucket=s3_bucket, Key="a", Body=b"0123456789" * 10)
+    proxy.reset()
+    body = client.get_object(Bucket=s3_bucket, Key="a", Range="bytes=10-29")["Body"].read()
+    assert body == b"0123456789" * 2
+    client.head_object(Bucket=s3_bucket, Key="a")
+    get, head = proxy.requests
+    assert get.range == "bytes=10-29" and get.bytes_out == 20
+    assert head.range is None and head.bytes_out == 0
+    assert 0 < get.start <= get.end <= head.start <= head.end
+    assert proxy.bytes_out == 20
+
+
+def test_rounds_sequential_and_concurrent(proxy: S3Proxy, s3_bucket: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    client = _client(proxy)
+    client.put_object(Bucket=s3_bucket, Key="a", Body=b"x" * 100)
+    proxy.latency = 0.1
+    proxy.reset()
+    for _ in range(3):
+        client.head_object(Bucket=s3_bucket, Key="a")
+    assert proxy.total == 3 and proxy.rounds() == 3
+    proxy.reset()
+    with ThreadPoolExecutor(4) as ex:
+        list(ex.map(lambda _: _request(proxy, "HEAD", f"/{s3_bucket}/a"), range(4)))
+    assert proxy.total == 4 and proxy.rounds() == 1
+    proxy.reset()
+    assert proxy.rounds() == 0 and proxy.bytes_out == 0
+
+
+def test_count_rounds_rule() -> None:
+    from nwbstore.testing.s3proxy import RecordedRequest, count_rounds
+
+    def req(start: float, end: float) -> RecordedRequest:
+        return RecordedRequest("GET", "GET", "/b/k", "", 200, start=start, end=end)
+
+    # B overlaps A; C starts after A ended but before B ended: one round; D after all: two
+    assert count_rounds([req(0, 5), req(1, 6), req(5.5, 9), req(10, 11)]) == 2
+    assert count_rounds([req(2, 3), req(0, 1)]) == 2
+    assert count_rounds([]) == 0
+
+
+def test_stats_command(proxy: S3Proxy, s3_bucket: str) -> None:
+    import io
+    import json
+
+    from nwbstore.testing.s3proxy import _serve_commands
+
+    client = _client(proxy)
+    client.put_object(Bucket=s3_bucket, Key="a", Body=b"abc")
+    client.get_object(Bucket=s3_bucket, Key="a")["Body"].read()
+    out = io.StringIO()
+    _serve_commands(proxy, io.StringIO("stats\ncounts\n"), out)
+    stats, counts = (json.loads(line) for line in out.getvalue().splitlines())
+    assert stats == {"total": 2, "rounds": 2, "bytes_out": 3}
+    assert counts == {"PUT": 1, "GET": 1, "total": 2}

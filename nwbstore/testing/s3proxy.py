@@ -49,6 +49,7 @@ __all__ = [
     "S3Proxy",
     "SilentEndpoint",
     "closed_port_url",
+    "count_rounds",
     "request_kind",
     "silent_endpoint",
 ]
@@ -86,6 +87,13 @@ class RecordedRequest:
     status: int
     #: ``"503"``/``"500"`` (answered by the proxy), ``"drop"``, ``"reset"``, ``"lose"``, or None.
     fault: str | None = None
+    #: The request's ``Range`` header (None if it had none).
+    range: str | None = None
+    #: Body bytes sent to the client (0 for HEAD and for faults answered without a body).
+    bytes_out: int = 0
+    #: ``time.monotonic()`` when the request arrived and when its answer was ready to send.
+    start: float = 0.0
+    end: float = 0.0
 
 
 def request_kind(method: str, path: str, query: str) -> str:
@@ -125,6 +133,7 @@ class _Handler(BaseHTTPRequestHandler):
         return body
 
     def _handle(self) -> None:
+        started = time.monotonic()
         proxy = self.server.proxy
         try:
             body = self._body()
@@ -133,19 +142,34 @@ class _Handler(BaseHTTPRequestHandler):
             return
         split = urlsplit(self.path)
         kind = request_kind(self.command, split.path, split.query)
+        rng = self.headers.get("Range")
+
+        def record(status: int, fault: str | None, sent: int = 0) -> None:
+            proxy._record(
+                RecordedRequest(
+                    kind,
+                    self.command,
+                    split.path,
+                    split.query,
+                    status,
+                    fault,
+                    rng,
+                    sent,
+                    started,
+                    time.monotonic(),
+                )
+            )
+
         fault = proxy._draw_fault(kind)
         if proxy.latency:
             time.sleep(proxy.latency)
         if fault == "reset":
-            proxy._record(RecordedRequest(kind, self.command, split.path, split.query, 0, "reset"))
+            record(0, "reset")
             self.close_connection = True  # no status line, no headers: the socket closes
             return
         if fault == "fail":
             status = proxy.fail_status
             code, message = FAULT_CODES.get(status, (str(status), "Injected fault."))
-            proxy._record(
-                RecordedRequest(kind, self.command, split.path, split.query, status, str(status))
-            )
             payload = (
                 f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
                 f"<Message>{message}</Message></Error>"
@@ -153,6 +177,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(status)
             self.send_header("Content-Type", "application/xml")
             self.send_header("Content-Length", str(len(payload)))
+            record(status, str(status), 0 if self.command == "HEAD" else len(payload))
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(payload)
@@ -164,17 +189,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.command, self.path, body, headers
         )
         if fault == "lose":
-            proxy._record(
-                RecordedRequest(kind, self.command, split.path, split.query, status, "lose")
-            )
+            record(status, "lose")
             self.close_connection = True  # forwarded; the answer never comes
             return
         dropped = fault == "drop" and self.command != "HEAD" and len(payload) > 1
-        proxy._record(
-            RecordedRequest(
-                kind, self.command, split.path, split.query, status, "drop" if dropped else None
-            )
-        )
         self.send_response(status, reason)
         for name, value in out_headers:
             if name.lower() not in _HOP_HEADERS and name.lower() != "content-length":
@@ -183,11 +201,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(length))
         if dropped:
             self.send_header("Connection", "close")
+            record(status, "drop", len(payload) // 2)
             self.end_headers()
             self.wfile.write(payload[: len(payload) // 2])
             self.wfile.flush()
             self.close_connection = True
             return
+        # recorded before the answer goes out: a client that reads it and looks at the proxy
+        # sees this request, and its next request starts after this ``end``
+        record(status, None, 0 if self.command == "HEAD" else len(payload))
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(payload)
@@ -322,6 +344,21 @@ class S3Proxy:
         with self._lock:
             return len(self._requests)
 
+    @property
+    def bytes_out(self) -> int:
+        """Body bytes sent to clients since the last :meth:`reset`."""
+        return sum(r.bytes_out for r in self.requests)
+
+    def rounds(self) -> int:
+        """Sequential rounds of requests since the last :meth:`reset`.
+
+        Requests are taken in order of arrival; one that arrives after every request of the
+        current round has been answered opens a new round. Requests that overlap in time
+        (run concurrently) share a round, so a job that waits for each answer before the
+        next request has as many rounds as requests.
+        """
+        return count_rounds(self.requests)
+
     def reset(self) -> None:
         """Forget the requests seen so far."""
         with self._lock:
@@ -413,6 +450,19 @@ class S3Proxy:
         raise AssertionError("unreachable")
 
 
+def count_rounds(requests: Collection[RecordedRequest]) -> int:
+    """Sequential rounds among ``requests`` (see :meth:`S3Proxy.rounds`)."""
+    rounds = 0
+    round_end = float("-inf")
+    for r in sorted(requests, key=lambda r: r.start):
+        if r.start > round_end:
+            rounds += 1
+            round_end = r.end
+        else:
+            round_end = max(round_end, r.end)
+    return rounds
+
+
 def _kinds(kinds: Collection[str] | None) -> frozenset[str] | None:
     if kinds is None:
         return None
@@ -498,7 +548,8 @@ def _serve_commands(proxy: S3Proxy, commands: Any, replies: Any) -> None:
     """Answer one command per line until ``stop`` or end of input.
 
     ``reset`` forgets the requests seen (``ok``); ``counts`` prints the counts by kind and
-    ``total`` as one JSON line; ``latency S`` sets the injected latency (``ok``).
+    ``total`` as one JSON line; ``stats`` prints ``total``, ``rounds`` and ``bytes_out``
+    as one JSON line; ``latency S`` sets the injected latency (``ok``).
     """
     import json
 
@@ -513,6 +564,15 @@ def _serve_commands(proxy: S3Proxy, commands: Any, replies: Any) -> None:
             requests = proxy.requests
             counts = Counter(r.kind for r in requests)
             reply = json.dumps({**counts, "total": len(requests)})
+        elif command == "stats":
+            requests = proxy.requests
+            reply = json.dumps(
+                {
+                    "total": len(requests),
+                    "rounds": count_rounds(requests),
+                    "bytes_out": sum(r.bytes_out for r in requests),
+                }
+            )
         elif command == "latency":
             proxy.latency = float(argument)
             reply = "ok"
@@ -528,7 +588,8 @@ def main(argv: list[str] | None = None) -> None:
     The proxy listens on a free port of 127.0.0.1 and writes that port to ``--port-file``
     (written whole, then renamed, so a reader never sees half a number). It then reads
     commands on standard input, one a line, and answers each on standard output: ``reset``,
-    ``counts`` (a JSON object of counts by kind plus ``total``), ``latency S`` and ``stop``
+    ``counts`` (a JSON object of counts by kind plus ``total``), ``stats`` (``total``,
+    ``rounds``, ``bytes_out``), ``latency S`` and ``stop``
     (or end of input), so a benchmark can count the requests of a job run in another process.
     """
     import argparse
