@@ -172,7 +172,7 @@ def unsupported_filter(
 
 def pipeline_decoder(
     filters: Sequence[FilterStage], itemsize: int, nbytes: int
-) -> Callable[[bytes, int], bytes] | None:
+) -> Callable[[Any, int], bytes] | None:
     """``decode(data, filter_mask) -> bytes`` for the pipeline, or None if a filter has no
     exact decoder (see :func:`unsupported_filter`).
 

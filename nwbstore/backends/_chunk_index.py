@@ -252,17 +252,19 @@ class ChunkIndex:
     def lookup(self, coords: np.ndarray) -> np.ndarray:
         """Positions in this index of the chunks at grid ``coords`` (``(m, ndim)``); -1 where
         a chunk was never stored."""
-        coords = np.asarray(coords, dtype=np.int64).reshape(-1, len(self.shape))
+        coords = np.asarray(coords, dtype=np.int64)
+        count = len(coords) if coords.ndim == 2 else coords.size // max(len(self.shape), 1)
         if not self.nchunks:
-            return np.full(len(coords), -1, dtype=np.int64)
+            return np.full(count, -1, dtype=np.int64)
         if not self.shape:
-            return np.zeros(len(coords), dtype=np.int64)
+            return np.zeros(count, dtype=np.int64)
+        coords = coords.reshape(-1, len(self.shape))
         grid = tuple(max(g, 1) for g in self.grid)
+        inside = np.all((coords >= 0) & (coords < np.asarray(grid, dtype=np.int64)), axis=1)
         keys = np.ravel_multi_index(tuple(self.coords.T), grid)
-        wanted = np.ravel_multi_index(tuple(coords.T), grid)
-        pos = np.searchsorted(keys, wanted)
-        pos = np.minimum(pos, len(keys) - 1)
-        return np.where(keys[pos] == wanted, pos, -1).astype(np.int64)
+        wanted = np.ravel_multi_index(tuple(np.where(inside[:, None], coords, 0).T), grid)
+        pos = np.minimum(np.searchsorted(keys, wanted), len(keys) - 1)
+        return np.where(inside & (keys[pos] == wanted), pos, -1).astype(np.int64)
 
     # -- JSON -------------------------------------------------------------------------------
 

@@ -324,7 +324,7 @@ class RemoteChunkReader:
             return
         from fsspec.asyn import sync
 
-        sync(loop, self._fetch_async(plan, place))
+        sync(loop, self._fetch_async, plan, place)
 
     async def _fetch_async(
         self, plan: list[RangeRequest], place: Callable[[RangeRequest, bytes], None]
