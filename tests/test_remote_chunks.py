@@ -325,6 +325,20 @@ def test_request_budget_vs_h5py(counting_s3: Any, budget_file: Path) -> None:
     assert h5py_rounds >= 4 * engine_rounds  # measured: 8 sequential requests
 
 
+def test_open_reuses_the_probe(counting_s3: Any, budget_file: Path) -> None:
+    """One HEAD at open (the probe): its size and ETag serve h5py's file object too."""
+    url = _upload(counting_s3, budget_file, "budget.h5")
+    etag = counting_s3.filesystem().info(url)["ETag"]
+    counting_s3.reset()
+    with nwbstore.open(url, storage_options=counting_s3.storage_options) as store:
+        assert counting_s3.counts["HEAD"] == 1
+        assert store.remote.size == budget_file.stat().st_size
+        assert store.h5file.id.get_filesize() == store.remote.size
+        assert store.remote.etag == etag
+        store["x"][:10]
+    assert counting_s3.counts["HEAD"] == 1
+
+
 def test_concurrency_option_reaches_the_reader(counting_s3: Any, budget_file: Path) -> None:
     url = _upload(counting_s3, budget_file, "budget.h5")
     with nwbstore.open(url, storage_options=counting_s3.storage_options) as store:

@@ -219,7 +219,11 @@ def test_stats_command(proxy: S3Proxy, s3_bucket: str) -> None:
     client.put_object(Bucket=s3_bucket, Key="a", Body=b"abc")
     client.get_object(Bucket=s3_bucket, Key="a")["Body"].read()
     out = io.StringIO()
-    _serve_commands(proxy, io.StringIO("stats\ncounts\n"), out)
-    stats, counts = (json.loads(line) for line in out.getvalue().splitlines())
+    _serve_commands(proxy, io.StringIO("stats\ncounts\nrequests\n"), out)
+    stats, counts, requests = (json.loads(line) for line in out.getvalue().splitlines())
     assert stats == {"total": 2, "rounds": 2, "bytes_out": 3}
     assert counts == {"PUT": 1, "GET": 1, "total": 2}
+    assert [(r["kind"], r["bytes_out"], r["path"]) for r in requests] == [
+        ("PUT", 0, f"/{s3_bucket}/a"),
+        ("GET", 3, f"/{s3_bucket}/a"),
+    ]

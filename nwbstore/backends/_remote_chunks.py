@@ -244,10 +244,13 @@ class RemoteChunkReader:
         per_axis: list[list[tuple[int, Any, Any]]] = []
         for idx, c in zip(axes, index.chunks, strict=True):
             which = idx // c
+            order = np.argsort(which, kind="stable")  # positions grouped by chunk, in order
             groups = []
-            for k in np.unique(which).tolist():
-                pos = np.flatnonzero(which == k)
-                groups.append((int(k), _as_slice(pos), _as_slice(idx[pos] - k * c)))
+            for pos in np.split(order, np.flatnonzero(np.diff(which[order])) + 1):
+                if not pos.size:
+                    continue
+                k = int(which[pos[0]])
+                groups.append((k, _as_slice(pos), _as_slice(idx[pos] - k * c)))
             per_axis.append(groups)
         combos = list(itertools.product(*per_axis))
         coords = np.array([[g[0] for g in combo] for combo in combos], dtype=np.int64).reshape(

@@ -220,7 +220,7 @@ class HDF5Store(Store):
         if "default_cache_type" not in options:
             open_kwargs["cache_type"] = REMOTE_CACHE_TYPE
         try:
-            fileobj = fs.open(path, "rb", **open_kwargs)
+            fileobj = _open_fileobj(fs, path, info, open_kwargs)
         except FileNotFoundError:
             raise StoreNotFoundError(
                 f"{url} does not exist (check the bucket, the key and storage_options)"
@@ -344,6 +344,25 @@ class RemoteObject:
         self.size = size
         self.concurrency = concurrency
         self.range_error: BaseException | None = None
+
+
+def _open_fileobj(fs: Any, path: str, info: Mapping[str, Any], open_kwargs: dict[str, Any]) -> Any:
+    """``fs.open(path, "rb")`` reusing the probe's ``info``: no second HEAD for the size.
+
+    s3fs makes its range reads conditional on the ETag (``IfMatch``) only when it looked the
+    file up itself; given the size, it does not, so the ETag is set here (the one place that
+    touches ``S3File.read_kw``/``details``).
+    """
+    size = info.get("size")
+    if size is None:  # a chained URL (not probed)
+        return fs.open(path, "rb", **open_kwargs)
+    fileobj = fs.open(path, "rb", size=int(size), **open_kwargs)
+    if hasattr(fileobj, "read_kw") and hasattr(type(fileobj), "details"):  # no lookup
+        fileobj.details = dict(info)
+        etag = _etag_of(info)
+        if etag and not getattr(fs, "local_expiry_check", False):
+            fileobj.read_kw = {**fileobj.read_kw, "IfMatch": etag}
+    return fileobj
 
 
 def _etag_of(info: Mapping[str, Any]) -> str | None:

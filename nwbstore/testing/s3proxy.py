@@ -38,7 +38,7 @@ import time
 from collections import Counter
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -549,7 +549,8 @@ def _serve_commands(proxy: S3Proxy, commands: Any, replies: Any) -> None:
 
     ``reset`` forgets the requests seen (``ok``); ``counts`` prints the counts by kind and
     ``total`` as one JSON line; ``stats`` prints ``total``, ``rounds`` and ``bytes_out``
-    as one JSON line; ``latency S`` sets the injected latency (``ok``).
+    as one JSON line; ``requests`` prints every recorded request as a JSON list of objects
+    (the fields of :class:`RecordedRequest`); ``latency S`` sets the injected latency (``ok``).
     """
     import json
 
@@ -573,6 +574,8 @@ def _serve_commands(proxy: S3Proxy, commands: Any, replies: Any) -> None:
                     "bytes_out": sum(r.bytes_out for r in requests),
                 }
             )
+        elif command == "requests":
+            reply = json.dumps([asdict(r) for r in proxy.requests])
         elif command == "latency":
             proxy.latency = float(argument)
             reply = "ok"
@@ -589,7 +592,7 @@ def main(argv: list[str] | None = None) -> None:
     (written whole, then renamed, so a reader never sees half a number). It then reads
     commands on standard input, one a line, and answers each on standard output: ``reset``,
     ``counts`` (a JSON object of counts by kind plus ``total``), ``stats`` (``total``,
-    ``rounds``, ``bytes_out``), ``latency S`` and ``stop``
+    ``rounds``, ``bytes_out``), ``requests`` (each request), ``latency S`` and ``stop``
     (or end of input), so a benchmark can count the requests of a job run in another process.
     """
     import argparse
