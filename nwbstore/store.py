@@ -72,8 +72,9 @@ def open(
         By default reading them raises ``PickleRefusedError``.
     concurrency
         Requests in flight to object storage at most: the chunk uploads a Zarr store on object
-        storage runs in parallel (default 32), and the size of the connection pool of a
-        remote store (``config_kwargs["max_pool_connections"]`` in s3fs's options, unless
+        storage runs in parallel (default 32), the range GETs of one read of a remote HDF5
+        dataset (default 16), and the size of the connection pool of a remote store
+        (``config_kwargs["max_pool_connections"]`` in s3fs's options, unless
         ``storage_options`` sets it). No effect on local files and ``memory://``.
 
     Returns

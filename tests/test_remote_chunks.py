@@ -335,8 +335,13 @@ def test_open_reuses_the_probe(counting_s3: Any, budget_file: Path) -> None:
         assert store.remote.size == budget_file.stat().st_size
         assert store.h5file.id.get_filesize() == store.remote.size
         assert store.remote.etag == etag
-        store["x"][:10]
+        ds = store["x"]
+        ds[:10]
     assert counting_s3.counts["HEAD"] == 1
+    counting_s3.reset()
+    with pytest.raises(RuntimeError):  # h5py's error for a dataset of a closed file
+        ds[:10]
+    assert counting_s3.total == 0  # a closed store reads nothing
 
 
 def test_concurrency_option_reaches_the_reader(counting_s3: Any, budget_file: Path) -> None:

@@ -53,6 +53,9 @@ DEFAULT_CONCURRENCY = 16
 
 logger = logging.getLogger(__name__)
 
+#: ``place(request, data, member)``: decode chunk ``member`` of an answer into the output.
+Place = Callable[[RangeRequest, bytes, int], None]
+
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 
@@ -270,16 +273,15 @@ class RemoteChunkReader:
             max_request=self.max_request,
         )
 
-        def place(request: RangeRequest, data: bytes) -> None:
-            view = memoryview(data)
-            for member in request.members:
-                combo, p = wanted[member]
-                lo = int(index.offsets[p]) - request.start
-                raw = view[lo : lo + int(index.sizes[p])]
-                chunk = self._decode_chunk(raw, p, combo)
-                out_ix = tuple(g[1] for g in combo)
-                local_ix = tuple(g[2] for g in combo)
-                out[_outer(out_ix)] = chunk[_outer(local_ix)]
+        def place(request: RangeRequest, data: bytes, member: int) -> None:
+            # chunks write disjoint parts of ``out``: members decode in parallel threads
+            combo, p = wanted[member]
+            lo = int(index.offsets[p]) - request.start
+            raw = memoryview(data)[lo : lo + int(index.sizes[p])]
+            chunk = self._decode_chunk(raw, p, combo)
+            out_ix = tuple(g[1] for g in combo)
+            local_ix = tuple(g[2] for g in combo)
+            out[_outer(out_ix)] = chunk[_outer(local_ix)]
 
         self._fetch(plan, place)
 
@@ -316,11 +318,9 @@ class RemoteChunkReader:
 
     # -- fetching ---------------------------------------------------------------------------
 
-    def _fetch(
-        self, plan: list[RangeRequest], place: Callable[[RangeRequest, bytes], None]
-    ) -> None:
-        """Run ``plan`` with at most ``concurrency`` requests in flight; ``place`` each answer
-        (in the decode pool) as it arrives."""
+    def _fetch(self, plan: list[RangeRequest], place: Place) -> None:
+        """Run ``plan`` with at most ``concurrency`` requests in flight; ``place`` each chunk
+        of an answer (in the decode pool, one task per chunk) as the answer arrives."""
         loop = getattr(self.fs, "loop", None)
         if loop is None or not getattr(self.fs, "async_impl", False):
             self._fetch_threads(plan, place)
@@ -329,9 +329,7 @@ class RemoteChunkReader:
 
         sync(loop, self._fetch_async, plan, place)
 
-    async def _fetch_async(
-        self, plan: list[RangeRequest], place: Callable[[RangeRequest, bytes], None]
-    ) -> None:
+    async def _fetch_async(self, plan: list[RangeRequest], place: Place) -> None:
         loop = asyncio.get_running_loop()
         pool = _decode_pool()
         slots = asyncio.Semaphore(self.concurrency)
@@ -339,7 +337,9 @@ class RemoteChunkReader:
         async def one(request: RangeRequest) -> None:
             async with slots:
                 data = await self._get_range(request.start, request.end)
-            await loop.run_in_executor(pool, place, request, data)
+            await asyncio.gather(
+                *(loop.run_in_executor(pool, place, request, data, m) for m in request.members)
+            )
 
         tasks = [asyncio.ensure_future(one(r)) for r in plan]
         try:
@@ -348,13 +348,12 @@ class RemoteChunkReader:
             for task in tasks:
                 task.cancel()
 
-    def _fetch_threads(
-        self, plan: list[RangeRequest], place: Callable[[RangeRequest, bytes], None]
-    ) -> None:
+    def _fetch_threads(self, plan: list[RangeRequest], place: Place) -> None:
         def one(request: RangeRequest) -> None:
             data = self.fs.cat_file(self.path, start=request.start, end=request.end)
             self._check_length(request.start, request.end, len(data), None)
-            place(request, data)
+            for member in request.members:
+                place(request, data, member)
 
         with ThreadPoolExecutor(max_workers=self.concurrency) as ex:
             for future in [ex.submit(one, r) for r in plan]:

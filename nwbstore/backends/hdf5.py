@@ -5,7 +5,9 @@ Registry names (see :mod:`nwbstore.backends.registry`):
 - ``"hdf5"`` -- a local file through the sec2 driver (``core``/``stdio`` on request).
 - ``"hdf5-family"`` -- a family of member files named by a printf ``%d`` pattern. A new family
   needs ``memb_size``; an existing one is opened with the member size saved in its superblock.
-- ``"hdf5-remote"`` -- read-only over an fsspec file object (``s3://``, ``https://``).
+- ``"hdf5-remote"`` -- read-only over an fsspec file object (``s3://``, ``https://``);
+  dataset reads go through :class:`~nwbstore.backends._remote_chunks.RemoteChunkReader`
+  (concurrent range GETs, no HDF5 lock) where the dataset allows it, h5py otherwise.
 
 ``hdf5plugin`` is imported here so every filter it ships is registered before any file opens.
 """
@@ -276,7 +278,7 @@ class HDF5Store(Store):
         (:class:`~nwbstore.errors.RemoteRangeError`): h5py reads instead.
         """
         remote = self._remote
-        if remote is None or remote.range_error is not None:
+        if remote is None or remote.range_error is not None or self.closed:
             return None
         name = str(dataset.name)
         with self._readers_lock:
