@@ -432,3 +432,76 @@ def test_server_that_ignores_range(no_range_server: tuple[str, Path]) -> None:
             reader.read(np.s_[20:])
     with h5py.File(filters_file) as ref:
         assert np.array_equal(got, ref["gzip_shuffle"][3:30])
+
+
+class _RangeHandler(http.server.BaseHTTPRequestHandler):
+    """Serves files with ``Range`` (206), an ``ETag`` (the content's md5) and ``If-Match``."""
+
+    protocol_version = "HTTP/1.1"
+    root: Path
+    seen: list[tuple[str, str | None, str | None]]
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _answer(self, body: bool) -> None:
+        import hashlib
+
+        path = self.root / self.path.lstrip("/")
+        if not path.is_file():
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        data = path.read_bytes()
+        etag = f'"{hashlib.md5(data).hexdigest()}"'
+        rng, match = self.headers.get("Range"), self.headers.get("If-Match")
+        self.seen.append((self.command, rng, match))
+        if match and match != etag:
+            self.send_response(412)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        status, part = 200, data
+        if rng:
+            lo, hi = (int(v) for v in rng.removeprefix("bytes=").split("-"))
+            status, part = 206, data[lo : hi + 1]
+        self.send_response(status)
+        self.send_header("ETag", etag)
+        self.send_header("Accept-Ranges", "bytes")
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {lo}-{lo + len(part) - 1}/{len(data)}")
+        self.send_header("Content-Length", str(len(part)))
+        self.end_headers()
+        if body:
+            self.wfile.write(part)
+
+    def do_GET(self) -> None:
+        self._answer(True)
+
+    def do_HEAD(self) -> None:
+        self._answer(False)
+
+
+def test_https_range_reads_and_if_match(tmp_path: Path, filters_file: Path) -> None:
+    seen: list[tuple[str, str | None, str | None]] = []
+    handler = type("H", (_RangeHandler,), {"root": tmp_path, "seen": seen})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    local = tmp_path / "f.h5"
+    local.write_bytes(filters_file.read_bytes())
+    url = f"http://127.0.0.1:{server.server_address[1]}/f.h5"
+    try:
+        with nwbstore.open(url) as store:
+            assert store.remote.etag and store.remote.etag.startswith('"')
+            _check_all(store, filters_file, ["gzip_shuffle", "sparse", "contiguous_big", "lz4"])
+            assert _engine(store, "gzip_shuffle") is not None
+            assert store.remote.range_error is None
+            conditional = [s for s in seen if s[0] == "GET" and s[2] == store.remote.etag]
+            assert conditional  # the engine's range GETs carry If-Match
+            local.write_bytes(b"\0" * 16 + filters_file.read_bytes()[16:])  # the file changes
+            with pytest.raises(RemoteObjectChangedError, match="reopen the store"):
+                store["zstd"][:]
+    finally:
+        server.shutdown()
+        server.server_close()
