@@ -6,6 +6,8 @@
   consolidated metadata: one request for the whole hierarchy on object storage). Only
   extensions are read from the file's cached specifications; pynwb's own namespaces
   (``core``, ``hdmf-common``, ``hdmf-experimental``) come from pynwb.
+  External links of a store on object storage (``../other.nwb.zarr``) are followed with the
+  same storage options (hdmf-zarr 0.14 alone cannot follow them).
 - Zarr v2 (hdmf-zarr <= 0.13): ``hdmf_zarr.NWBZarrV2IO``, read only.
 
 ``mode="a"`` (or ``"r+"``) opens a local HDF5 file or a Zarr v3 store for changes: datasets can be
@@ -156,7 +158,7 @@ def _open_zarr(url: str, mode: str, options: dict[str, Any], stack: ExitStack) -
         kwargs: dict[str, Any] = {"storage_options": options} if is_remote(url) else {}
         return stack.enter_context(NWBZarrV2IO(source, mode="r", **kwargs))
     group = store.zarr_group  # type: ignore[attr-defined]
-    io = StoreNWBZarrIO(group, zmode, nwb_manager(group))
+    io = StoreNWBZarrIO(group, zmode, nwb_manager(group), url=url, storage_options=options)
     if zmode != "r":
         stack.callback(_reconsolidate, group)
     stack.callback(io.close)
