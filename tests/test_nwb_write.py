@@ -786,3 +786,36 @@ def test_nwbinspector_finds_nothing_the_pynwb_written_file_does_not_have(
     assert findings <= baseline, findings - baseline
     # the inspector ran on both (the small test file misses some best practices)
     assert findings and baseline
+
+
+def _row_by_row(rows: int) -> NWBFile:
+    """The seed's iterative write: a DataChunkIterator over a generator, one row at a time."""
+    nwbfile = small_nwbfile(iterator=False)
+    generated = (np.full(64, i % 1000, dtype="i2") for i in range(rows))
+    data = DataChunkIterator(data=generated, buffer_size=1, maxshape=(None, 64))
+    nwbfile.add_acquisition(TimeSeries(name="rows", data=data, unit="V", rate=1.0))
+    return nwbfile
+
+
+def test_iterator_of_unknown_length_is_written_in_whole_chunks(tmp_path: Path) -> None:
+    url = str(tmp_path / "rows.nwb.zarr")
+    report = nwbstore.nwb.write(_row_by_row(3000), url)
+    assert "acquisition/rows/data: an iterator of unknown length" in str(report)
+    array = zarr.open_group(url, mode="r")["acquisition/rows/data"]
+    assert array.shape == (3000, 64) and array.chunks[1] == 64 and array.chunks[0] >= 3000
+    assert array.nchunks_initialized == 1  # hdmf-zarr alone: 3,000 chunks of one row
+    np.testing.assert_array_equal(array[:, 0], np.arange(3000) % 1000)
+
+
+@pytest.mark.s3
+def test_s3_iterator_of_unknown_length_puts_each_chunk_once(counting_s3: Any) -> None:
+    url = counting_s3.url("rows.nwb.zarr")
+    counting_s3.reset()
+    nwbstore.nwb.write(_row_by_row(2000), url, storage_options=counting_s3.storage_options)
+    objects = _objects(counting_s3, "rows.nwb.zarr")
+    assert counting_s3.total <= 1.05 * len(objects) + 5, (dict(counting_s3.counts), len(objects))
+    chunk_keys = [o for o in objects if "acquisition/rows/data/c" in o]
+    assert len(chunk_keys) == 1, chunk_keys
+    with read_directly(url, counting_s3.storage_options) as io:
+        data = io.read().acquisition["rows"].data
+        np.testing.assert_array_equal(data[:, 5], np.arange(2000) % 1000)

@@ -42,11 +42,18 @@ def _location(container: Any, field: str, manager: Any = None) -> str:
 
 
 def find_iterators(nwbfile: Any) -> dict[int, tuple[AbstractDataChunkIterator, Any, str]]:
-    """Every data chunk iterator in ``nwbfile`` (by id), with its container and field."""
+    """Every data chunk iterator in ``nwbfile`` (by id), with its container and field.
+
+    Where nwbstore regroups an iterator's chunks, the user's iterator is the one returned.
+    """
+    from nwbstore.nwb._config_iterators import RebufferedIterator
+
     found: dict[int, tuple[AbstractDataChunkIterator, Any, str]] = {}
     for container in nwbfile.objects.values():
         for field, value in getattr(container, "fields", {}).items():
             data = value.data if isinstance(value, DataIO) else value
+            while isinstance(data, RebufferedIterator):  # check what the user's iterator yields
+                data = data.source
             if isinstance(data, AbstractDataChunkIterator) and id(data) not in found:
                 found[id(data)] = (data, container, field)
     return found

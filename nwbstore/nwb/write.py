@@ -169,6 +169,14 @@ def write(
         from pynwb import get_manager
 
         manager = get_manager()
+    if fmt == "zarr":
+        from nwbstore.nwb._io_open_iterators import chunk_open_iterators
+
+        for location in chunk_open_iterators(nwbfile, zarr_format):
+            report.notes.append(
+                f"{location}: an iterator of unknown length, written in whole chunks of the "
+                "default chunk shape (wrap it in ZarrDataIO(chunks=...) to choose another)"
+            )
     with checked_iterators(nwbfile, manager, progress=progress, desc=f"write {url_s}") as count:
         report.iterators = count
         if fmt == "hdf5":
