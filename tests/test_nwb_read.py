@@ -190,3 +190,44 @@ def _growable_file_s3(url: str, opts: dict[str, Any]) -> None:
     data = ZarrDataIO(np.zeros(10, "f4"), chunks=(100,))
     nwbfile.add_acquisition(TimeSeries(name="grow", data=data, unit="V", rate=10.0))
     nwbstore.nwb.write(nwbfile, url, storage_options=opts)
+
+
+@pytest.mark.s3
+def test_s3_zarr_small_datasets_are_read_ahead_once(counting_s3: Any, tmp_path: Path) -> None:
+    """hdmf-zarr reads each scalar and small dataset while it builds the NWBFile: nwbstore
+    fetches them all in one concurrent batch first, so building it sends nothing more."""
+    import zarr
+
+    from nwbstore.backends._zarr_preload import small_chunk_keys
+    from nwbstore.nwb.read import _read_when_built
+    from nwbstore.testing.nwb_samples import build_rich_nwb
+
+    opts = counting_s3.storage_options
+    url = counting_s3.url("rich.nwb.zarr")
+    with nwbstore.nwb.read(str(build_rich_nwb(tmp_path / "rich.nwb"))) as local:
+        nwbstore.nwb.write(local, url, storage_options=opts)
+    group = zarr.open_group(url, mode="r", storage_options=opts)
+    ahead = {
+        f"/{counting_s3.bucket}/rich.nwb.zarr/{k}"
+        for k in small_chunk_keys(group, _read_when_built)
+    }
+    assert len(ahead) > 20  # the rich sample has dozens of scalars, ids and regions
+    counting_s3.reset()
+    with nwbstore.nwb.read(url, storage_options=opts) as nwbfile:
+        gets = [r.path for r in counting_s3.proxy.requests if r.kind == "GET"]
+        assert nwbfile.acquisition["ElectricalSeries"].rate > 0
+        assert len(nwbfile.units) == group["units/id"].shape[0]
+    root = f"/{counting_s3.bucket}/rich.nwb.zarr/zarr.json"
+    assert sorted(gets) == sorted({root, *ahead}), set(gets) ^ {root, *ahead}
+    assert counting_s3.counts["LIST"] == 1 and counting_s3.total == len(gets) + 1
+
+
+@pytest.mark.s3
+def test_s3_zarr_store_opens_with_a_listing_and_the_root_document(counting_s3: Any) -> None:
+    opts = counting_s3.storage_options
+    url = counting_s3.url("s.nwb.zarr")
+    nwbstore.nwb.write(small_nwbfile(), url, storage_options=opts)
+    counting_s3.reset()
+    with nwbstore.open(url, storage_options=opts) as store:
+        assert "acquisition" in store.root
+    assert dict(counting_s3.counts) == {"LIST": 1, "GET": 1}

@@ -186,6 +186,10 @@ class ObjectWriteStore(Store):
     def __repr__(self) -> str:
         return f"ObjectWriteStore({self._url!r})"
 
+    def __str__(self) -> str:
+        """The store's URL, as readers such as hdmf-zarr name a store (link sources)."""
+        return self._url
+
     def with_read_only(self, read_only: bool = False) -> Store:
         """A view of this store (same buffered documents) that may or may not write."""
         view = copy.copy(self)

@@ -468,6 +468,13 @@ class RetryingFsspecStore(FsspecStore):
         base = str(self.fs.unstrip_protocol(self.path)).rstrip("/")
         return f"{base}/{key}" if key else base
 
+    def __str__(self) -> str:
+        """The store's URL (``s3://bucket/key``), as readers such as hdmf-zarr name a store.
+
+        hdmf-zarr computes the sources of links (``../other.nwb.zarr``) from ``str(store)``.
+        """
+        return self._key_url("")
+
     def _unreachable(self, url: str, err: BaseException) -> Exception:
         from nwbstore.backends._remote import unreachable
 

@@ -19,8 +19,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from zarr.abc.store import (
+    ByteRequest,
+    OffsetByteRequest,
+    RangeByteRequest,
+    SuffixByteRequest,
+)
 from zarr.abc.store import Store as ZarrStoreABC
-from zarr.core.buffer import Buffer
+from zarr.core.buffer import Buffer, BufferPrototype
+from zarr.storage import FsspecStore
 
 from nwbstore.backends._damage import check_zarr_document
 from nwbstore.backends._object_writes import DEFAULT_CONCURRENCY, ObjectWriteStore
@@ -253,6 +260,18 @@ def _buffer_bytes(buf: Any) -> bytes | None:
 # -- fsspec (S3 and friends) ----------------------------------------------------------------
 
 
+def _sliced(whole: Buffer, byte_range: ByteRequest) -> Buffer:
+    """The part of ``whole`` a zarr byte request asks for."""
+    size = len(whole)
+    if isinstance(byte_range, RangeByteRequest):
+        return whole[byte_range.start : byte_range.end]
+    if isinstance(byte_range, OffsetByteRequest):
+        return whole[byte_range.offset :]
+    if isinstance(byte_range, SuffixByteRequest):
+        return whole[max(0, size - byte_range.suffix) :]
+    raise TypeError(f"unexpected byte request {byte_range!r}")
+
+
 class _WriteCheckedFsspecStore(RetryingFsspecStore):
     """An ``FsspecStore`` whose refused writes raise nwbstore's error naming the store.
 
@@ -268,6 +287,32 @@ class _WriteCheckedFsspecStore(RetryingFsspecStore):
     its HTTP session: s3fs never closes the session of an asynchronous instance, and aiohttp
     then prints "Unclosed client session" when the interpreter exits.
     """
+
+    _preloaded: dict[str, bytes] | None = None
+
+    def preload(self, objects: Mapping[str, bytes]) -> None:
+        """Serve these objects (``b""``: known absent) from memory; read-only stores only."""
+        if not self.read_only:
+            raise ValueError(f"{self}: only a read-only store serves preloaded objects")
+        self._preloaded = {**(self._preloaded or {}), **objects}
+
+    async def get(
+        self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None
+    ) -> Buffer | None:
+        preloaded = self._preloaded
+        if preloaded is not None and key in preloaded:
+            data = preloaded[key]
+            if not data:
+                return None
+            whole = prototype.buffer.from_bytes(data)
+            return whole if byte_range is None else _sliced(whole, byte_range)
+        return await super().get(key, prototype, byte_range)
+
+    def with_read_only(self, read_only: bool = False) -> FsspecStore:
+        store = super().with_read_only(read_only)
+        if read_only and isinstance(store, _WriteCheckedFsspecStore):
+            store._preloaded = self._preloaded
+        return store
 
     def close(self) -> None:
         super().close()
@@ -339,7 +384,8 @@ def _open_fsspec(
             consolidated = _v3_consolidated(read(_V3_MARKER))
     exists = found is not None and mode != "w"
     fmt = found if exists and found else zarr_format
-    slots = (concurrency or DEFAULT_CONCURRENCY) if mode != "r" else _zarr_concurrency()
+    # the pool: write path uploads, or reads ahead (zarr itself runs async.concurrency at once)
+    slots = concurrency or max(DEFAULT_CONCURRENCY, _zarr_concurrency())
     store_options = {**options, "skip_instance_cache": True}
     if protocol in S3_PROTOCOLS:
         store_options = s3_write_options(store_options, slots)
@@ -349,6 +395,7 @@ def _open_fsspec(
     assert isinstance(inner, _WriteCheckedFsspecStore)
     inner.configure_retries()
     if mode == "r":
+        inner.preload({k: v for k, v in seen.items() if v is not None})  # read once
         return Location(inner, fmt, exists, consolidated)
     writer = ObjectWriteStore(inner, url=url, fresh=not names, concurrency=slots)
     if exists:

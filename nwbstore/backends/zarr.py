@@ -21,7 +21,7 @@ import dataclasses
 import functools
 import gc
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -567,6 +567,28 @@ class ZarrStore(Store):
     def root(self) -> Group:
         return ZarrGroup(self, "/", self._zroot)
 
+    def read_ahead_small_arrays(
+        self,
+        select: Callable[[str, zarr.Array], bool] | None = None,
+        *,
+        concurrency: int = 32,
+    ) -> int:
+        """Fetch the one chunk of every small array now, concurrently; return how many.
+
+        For a store on object storage opened read-only with consolidated metadata: readers
+        that then read each scalar or small dataset one by one (hdmf-zarr building an
+        ``NWBFile``) are served from memory instead of a round trip each. ``select(path,
+        array)`` picks the arrays the reader will read (default: every small one).
+        Elsewhere (local stores, stores opened for writing, no consolidated metadata) nothing
+        is done.
+        """
+        from nwbstore.backends._zarr_preload import preload_small_chunks
+
+        store = self._zroot.store
+        if self.writable or not hasattr(store, "preload"):
+            return 0
+        return preload_small_chunks(self._zroot, store, select=select, concurrency=concurrency)
+
     @property
     def capabilities(self) -> Capabilities:
         return Capabilities(writable=self.writable, raw_chunks=True)
@@ -776,8 +798,12 @@ def _unretrieved_tasks_dropped() -> Iterator[None]:
     log.addFilter(drop)
     try:
         yield
+    except BaseException:
+        # only a failed listing leaves failed sibling tasks: collect them (they would log)
+        # while the filter holds. A full collection costs ~0.2 s, too much for every listing
+        gc.collect()
+        raise
     finally:
-        gc.collect()  # the failed tasks are collected (and would log) while the filter holds
         log.removeFilter(drop)
 
 

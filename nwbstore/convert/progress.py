@@ -51,18 +51,21 @@ def planned_bytes(
     return total, done
 
 
-def open_bar(progress: ProgressOption, *, total: int, initial: int = 0) -> Any:
+def open_bar(
+    progress: ProgressOption, *, total: int | None, initial: int = 0, desc: str = "convert"
+) -> Any:
     """Create the bar for ``progress=`` (``None`` when there is to be none).
 
     ``True`` makes a :mod:`tqdm` bar on stderr that stays off when stderr is not a terminal
     (in a notebook, :mod:`tqdm.auto` shows its widget); a callable is called like ``tqdm``
     (``total=``, ``initial=``, ``unit=``, ``unit_scale=``, ``desc=``) and must return an
-    object with ``update(n)``, ``close()`` and writable ``total``.
+    object with ``update(n)``, ``close()`` and writable ``total``. ``total=None``: the size is
+    not known (the bar counts bytes without a percentage).
     """
     if progress is None or progress is False:
         return None
     kwargs: dict[str, Any] = dict(
-        total=total, initial=initial, unit="B", unit_scale=True, desc="convert"
+        total=total, initial=initial, unit="B", unit_scale=True, desc=desc
     )
     if callable(progress):
         return progress(**kwargs)

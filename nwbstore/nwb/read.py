@@ -6,6 +6,8 @@
   consolidated metadata: one request for the whole hierarchy on object storage). Only
   extensions are read from the file's cached specifications; pynwb's own namespaces
   (``core``, ``hdmf-common``, ``hdmf-experimental``) come from pynwb.
+  External links of a store on object storage (``../other.nwb.zarr``) are followed with the
+  same storage options (hdmf-zarr 0.14 alone cannot follow them).
 - Zarr v2 (hdmf-zarr <= 0.13): ``hdmf_zarr.NWBZarrV2IO``, read only.
 
 ``mode="a"`` (or ``"r+"``) opens a local HDF5 file or a Zarr v3 store for changes: datasets can be
@@ -155,12 +157,33 @@ def _open_zarr(url: str, mode: str, options: dict[str, Any], stack: ExitStack) -
         source = url if is_remote(url) else os.path.abspath(url)
         kwargs: dict[str, Any] = {"storage_options": options} if is_remote(url) else {}
         return stack.enter_context(NWBZarrV2IO(source, mode="r", **kwargs))
+    # hdmf-zarr reads each scalar and small dataset one after the other: fetch them in one
+    # concurrent round first (on object storage; nothing is done for local stores)
+    store.read_ahead_small_arrays(_read_when_built)  # type: ignore[attr-defined]
     group = store.zarr_group  # type: ignore[attr-defined]
-    io = StoreNWBZarrIO(group, zmode, nwb_manager(group))
+    io = StoreNWBZarrIO(group, zmode, nwb_manager(group), url=url, storage_options=options)
     if zmode != "r":
         stack.callback(_reconsolidate, group)
     stack.callback(io.close)
     return io
+
+
+def _read_when_built(path: str, array: Any) -> bool:
+    """True for the small datasets hdmf-zarr reads while it builds the ``NWBFile``.
+
+    Scalars (not the cached specifications), table ids, ``DynamicTableRegion`` indices and the
+    file's small string lists (``file_create_date``, ``general/experimenter``, ...); the rest
+    stays lazy.
+    """
+    if path.startswith("specifications/"):
+        return False
+    if array.ndim == 0:
+        return True
+    if array.ndim != 1:
+        return False
+    if path.rsplit("/", 1)[-1] == "id" or array.attrs.get("neurodata_type") == "DynamicTableRegion":
+        return True
+    return path.count("/") <= 1 and array.dtype.kind in "OTUS"
 
 
 def _reconsolidate(group: Any) -> None:

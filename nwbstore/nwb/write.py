@@ -80,7 +80,7 @@ def write(
     storage_options: Mapping[str, Any] | None = None,
     link_data: bool = True,
     jobs: int | None = None,
-    progress: bool = True,
+    progress: Any = True,
     overwrite: bool = False,
     format: str | None = None,
     zarr_format: int = 3,
@@ -115,8 +115,10 @@ def write(
         ``concurrency`` is not given; locally zarr's codec threads). HDF5 writes one chunk at a
         time (HDF5 is not thread-parallel); ``jobs`` is ignored there.
     progress
-        Accepted for symmetry with :func:`nwbstore.convert`; the progress of an iterator is
-        shown by the iterator itself (``GenericDataChunkIterator(display_progress=True)``).
+        Show a :mod:`tqdm` bar of the bytes written by data chunk iterators (where a large
+        write spends its time), sized from their shapes when known; ``False`` for none, or a
+        tqdm-like factory as in :func:`nwbstore.convert`. The bar stays off when stderr is not
+        a terminal (in a notebook, tqdm's widget is shown).
     overwrite
         Replace what is at ``url``. Without it an existing destination is refused.
     format
@@ -167,7 +169,15 @@ def write(
         from pynwb import get_manager
 
         manager = get_manager()
-    with checked_iterators(nwbfile, manager) as count:
+    if fmt == "zarr":
+        from nwbstore.nwb._io_open_iterators import chunk_open_iterators
+
+        for location in chunk_open_iterators(nwbfile, zarr_format):
+            report.notes.append(
+                f"{location}: an iterator of unknown length, written in whole chunks of the "
+                "default chunk shape (wrap it in ZarrDataIO(chunks=...) to choose another)"
+            )
+    with checked_iterators(nwbfile, manager, progress=progress, desc=f"write {url_s}") as count:
         report.iterators = count
         if fmt == "hdf5":
             if driver not in (None, "sec2", "family"):
@@ -425,13 +435,13 @@ def _write_zarr(
 ) -> None:
     from nwbstore.nwb._io_zarr import StoreNWBZarrIO, consolidate
 
-    if link_data and is_remote(url) and _holds_zarr_arrays(nwbfile):
-        # hdmf-zarr 0.14 resolves a link of a remote store by appending its source to the
-        # store's URL (s3://b/new.nwb.zarr + "/../old.nwb.zarr"): no link it could follow
+    unlinkable = _unlinkable_zarr_sources(nwbfile, url) if link_data else []
+    if unlinkable:
         link_data = False
         report.notes.append(
-            "datasets of other Zarr stores were copied, not linked: hdmf-zarr 0.14 cannot "
-            "follow external links of a store on object storage"
+            f"datasets of other Zarr stores were copied, not linked: no link from {url} to "
+            f"{', '.join(sorted(unlinkable))} can be followed (a store on object storage links "
+            "to stores on the same storage, read with nwbstore.nwb.read)"
         )
     store = _open_zarr(url, options, overwrite, 3, concurrency)
     group = store.zarr_group
@@ -443,7 +453,7 @@ def _write_zarr(
         store.flush()
         with (
             _zarr_threads(jobs),
-            StoreNWBZarrIO(group, "w", manager) as io,
+            StoreNWBZarrIO(group, "w", manager, url=url, storage_options=options) as io,
         ):
             _write_into(io, nwbfile, link_data, report, zarr=True)
         del group.attrs[INCOMPLETE_ATTR]
@@ -460,17 +470,32 @@ def _write_zarr(
         )
 
 
-def _holds_zarr_arrays(nwbfile: Any) -> bool:
-    """True if a container's field holds a ``zarr.Array`` (data read from another store)."""
+def _unlinkable_zarr_sources(nwbfile: Any, url: str) -> list[str]:
+    """Stores of ``zarr.Array`` data in ``nwbfile`` that a link from ``url`` cannot reach.
+
+    hdmf-zarr names a link's target store by ``str(store)``: a local store by its folder,
+    nwbstore's stores on object storage by their URL. A store on object storage can link to
+    stores of the same protocol; a local store to local stores only.
+    """
     import zarr
     from hdmf.data_utils import DataIO
+    from hdmf_zarr.utils import get_store_path
 
+    protocol = url.partition("://")[0] if is_remote(url) else "file"
+    found: set[str] = set()
     for container in nwbfile.objects.values():
         for value in getattr(container, "fields", {}).values():
             data = value.data if isinstance(value, DataIO) else value
-            if isinstance(data, zarr.Array):
-                return True
-    return False
+            if not isinstance(data, zarr.Array):
+                continue
+            name = str(get_store_path(data.store))
+            if "://" in name:
+                ok = name.partition("://")[0] == protocol
+            else:
+                ok = protocol == "file" and os.path.isabs(name)
+            if not ok:
+                found.add(name)
+    return list(found)
 
 
 def _close(store: Any, ok: bool, url: str) -> None:
