@@ -16,18 +16,13 @@ from nwbstore.errors import NodeNotFoundError
 from nwbstore.links import normalize_path
 from nwbstore.nodes import Group, Store
 from nwbstore.xarray._group import Built, build_group
+from nwbstore.xarray._time_index import make_time_coords
 
 __all__ = ["NwbstoreBackendEntrypoint"]
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _HDF5_MAGIC_OFFSETS = (0, 512, 1024, 2048)  # after a user block
 _NETCDF_SUFFIXES = (".nc", ".nc4", ".cdf")  # HDF5 too, but the netCDF engines' business
-
-try:  # xarray >= 2025.6
-    from xarray.indexes import RangeIndex as _RangeIndex
-except ImportError:  # pragma: no cover - older xarray: a computed numpy coordinate
-    _RangeIndex = None  # type: ignore[assignment,misc]
-RangeIndex: Any = _RangeIndex
 
 
 def _open_store(
@@ -89,20 +84,7 @@ def _decode(built: Built, drop_variables: Iterable[str] | None, **decode: Any) -
     for rng in built.ranges:
         if rng.name in drop or rng.name in ds.variables:
             continue
-        if RangeIndex is not None:
-            index = RangeIndex.linspace(
-                rng.start,
-                rng.start + rng.size / rng.rate,
-                num=rng.size,
-                endpoint=False,
-                dim=rng.name,
-                coord_name=rng.name,
-            )
-            ds = ds.assign_coords(xr.Coordinates.from_xindex(index))
-        else:  # pragma: no cover
-            import numpy as np
-
-            ds = ds.assign_coords({rng.name: rng.start + np.arange(rng.size) / rng.rate})
+        ds = ds.assign_coords(make_time_coords(rng.name, rng.start, rng.rate, rng.size))
         ds.variables[rng.name].attrs.update(rng.attrs)
     return ds
 

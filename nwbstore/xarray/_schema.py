@@ -14,6 +14,9 @@ FRIENDLY_DIMS = {
     "frame": "time",
     "num_channels": "channel",
     "num_electrodes": "channel",
+    "width": "x",
+    "height": "y",
+    "depth": "z",
 }
 
 _GENERIC = re.compile(r"^dim_?\d+$")
