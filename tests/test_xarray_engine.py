@@ -381,3 +381,55 @@ def test_guess_can_open(ephys: Path, rich: dict[str, Path], tmp_path: Path) -> N
     assert not ENGINE.guess_can_open(tmp_path / "notes.txt")
     assert not ENGINE.guess_can_open(tmp_path / "missing.h5")
     assert not ENGINE.guess_can_open(object())
+
+
+def test_hdf5_family_file(tmp_path: Path) -> None:
+    from pynwb import NWBHDF5IO
+
+    pattern = str(tmp_path / "family_%d.nwb")
+    with (
+        h5py.File(pattern, "w", driver="family", memb_size=64 * 1024) as f,
+        NWBHDF5IO(file=f, mode="w") as io,
+    ):
+        io.write(_ephys_nwbfile())
+    assert len(list(tmp_path.glob("family_*.nwb"))) > 1
+    with (
+        h5py.File(pattern, "r", driver="family", memb_size=64 * 1024) as f,
+        xr.open_dataset(pattern, engine="nwbstore", group=ES, mask_and_scale=False) as ds,
+    ):
+        np.testing.assert_array_equal(ds["data"].values, f[f"{ES}/data"][:])
+        np.testing.assert_array_equal(ds["channel"].values, f[f"{ES}/electrodes"][:])
+
+
+def test_dask_chunks_follow_the_stored_chunks(ephys: Path) -> None:
+    with xr.open_dataset(ephys, engine="nwbstore", group=ES, chunks={}) as ds:
+        assert ds["data"].chunks == ((250,) * 4, (4,))
+        with h5py.File(ephys) as f:
+            np.testing.assert_array_equal(
+                ds["data"].isel(time=slice(240, 260)).compute().values,
+                f[f"{ES}/data"][240:260] * f[f"{ES}/channel_conversion"][:] * 0.5 + 0.25,
+            )
+
+
+def test_async_load(ephys: Path) -> None:
+    import asyncio
+
+    with h5py.File(ephys) as f:
+        raw = f[f"{ES}/data"][100:110, 1:3]
+    with xr.open_dataset(ephys, engine="nwbstore", group=ES, mask_and_scale=False) as ds:
+        window = ds["data"].isel(time=slice(100, 110), channel=slice(1, 3))
+        loaded = asyncio.run(window.load_async())
+        np.testing.assert_array_equal(loaded.values, raw)
+
+
+def test_roi_region_is_the_second_axis_coordinate(rich: dict[str, Path]) -> None:
+    group = "processing/ophys/Fluorescence/RoiResponseSeries"
+    with (
+        h5py.File(rich["hdf5"]) as f,
+        xr.open_dataset(rich["hdf5"], engine="nwbstore", group=group) as ds,
+    ):
+        assert ds["data"].dims == ("time", "num_ROIs")
+        np.testing.assert_array_equal(ds["num_ROIs"].values, f[f"{group}/rois"][:])
+        assert ds["num_ROIs"].attrs["table"] == (
+            "/processing/ophys/ImageSegmentation/PlaneSegmentation"
+        )
