@@ -476,3 +476,48 @@ def test_every_dataset_of_the_rich_sample_matches_h5py(rich: dict[str, Path]) ->
         xr.open_datatree(rich["hdf5"], engine="nwbstore", mask_and_scale=False) as tree,
     ):
         assert _every_plain_dataset_equal(tree, f) >= 85  # of 97: the rest are renamed
+
+
+_EXTENSION_WRITER = """
+import os, sys
+from datetime import UTC, datetime
+import numpy as np
+import pynwb
+from pynwb import NWBHDF5IO, NWBFile
+from pynwb.spec import NWBDatasetSpec, NWBGroupSpec, NWBNamespaceBuilder
+
+folder = sys.argv[1]
+ns = NWBNamespaceBuilder(doc="test", name="ndx-widgets", version="0.1.0", author="a", contact="a@b")
+ns.include_type("TimeSeries", namespace="core")
+data = NWBDatasetSpec(name="data", doc="d", dtype="float", dims=[["num_times", "num_widgets"]],
+                      shape=[[None, None]])
+ns.add_spec("ndx-widgets.extensions.yaml", NWBGroupSpec(
+    neurodata_type_def="WidgetSeries", neurodata_type_inc="TimeSeries", doc="w", datasets=[data]))
+ns.export("ndx-widgets.namespace.yaml", outdir=folder)
+pynwb.load_namespaces(os.path.join(folder, "ndx-widgets.namespace.yaml"))
+WidgetSeries = pynwb.get_class("WidgetSeries", "ndx-widgets")
+start = datetime(2026, 1, 1, tzinfo=UTC)
+f = NWBFile(session_description="x", identifier="x", session_start_time=start)
+f.add_acquisition(WidgetSeries(name="widgets", data=np.ones((10, 3)), unit="u", rate=5.0))
+with NWBHDF5IO(os.path.join(folder, "widgets.nwb"), "w") as io:
+    io.write(f)  # caches the extension's namespace in /specifications
+"""
+
+
+def test_extension_dims_come_from_the_namespace_cached_in_the_file(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    import pynwb
+
+    # written in another process: this one's pynwb never hears of the extension
+    subprocess.run(
+        [sys.executable, "-c", _EXTENSION_WRITER, str(tmp_path)], check=True, timeout=120
+    )
+    zarr_copy = tmp_path / "widgets.nwb.zarr"
+    nwbstore.convert(tmp_path / "widgets.nwb", zarr_copy, progress=False)
+    for url in (tmp_path / "widgets.nwb", zarr_copy):
+        with xr.open_dataset(url, engine="nwbstore", group="acquisition/widgets") as ds:
+            assert ds["data"].dims == ("time", "num_widgets"), url
+            np.testing.assert_allclose(ds["time"].values, np.arange(10) / 5.0)
+    assert "ndx-widgets" not in pynwb.get_type_map().namespace_catalog.namespaces

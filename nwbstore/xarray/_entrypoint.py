@@ -16,6 +16,7 @@ from nwbstore.errors import NodeNotFoundError
 from nwbstore.links import normalize_path
 from nwbstore.nodes import Group, Store
 from nwbstore.xarray._group import Built, build_group
+from nwbstore.xarray._schema import Schema, schema_for
 from nwbstore.xarray._time_index import make_time_coords
 
 __all__ = ["NwbstoreBackendEntrypoint"]
@@ -216,8 +217,11 @@ decode_coords
         return ds
 
     @staticmethod
-    def _dataset(group: Group, drop_variables: Any, **decode: Any) -> xr.Dataset:
-        built = build_group(group, mask_and_scale=bool(decode["mask_and_scale"]))
+    def _dataset(
+        group: Group, drop_variables: Any, schema: Schema | None = None, **decode: Any
+    ) -> xr.Dataset:
+        mask_and_scale = bool(decode["mask_and_scale"])
+        built = build_group(group, schema=schema, mask_and_scale=mask_and_scale)
         return _decode(built, drop_variables, **decode)
 
     def open_groups_as_dict(
@@ -261,7 +265,8 @@ decode_coords
                     groups.append(("/" + name, node))
 
             top.visititems(collect)
-            out = {path: self._dataset(g, drop_variables, **decode) for path, g in groups}
+            schema = schema_for(store)
+            out = {path: self._dataset(g, drop_variables, schema, **decode) for path, g in groups}
             out = _align_to_parents(out)
         except BaseException:
             if owned:

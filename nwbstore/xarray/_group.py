@@ -29,7 +29,7 @@ from nwbstore.errors import NodeNotFoundError, NwbStoreError
 from nwbstore.links import Reference
 from nwbstore.nodes import Dataset, Group
 from nwbstore.xarray._array import CountArray, NwbstoreArray, read_outer
-from nwbstore.xarray._schema import is_a, spec_dims
+from nwbstore.xarray._schema import Schema, schema_for
 from nwbstore.xarray._values import attr_value, clean_attrs, link_text, text_values
 
 __all__ = ["INDEX_COORD_MAX", "Built", "RangeCoord", "build_group"]
@@ -109,8 +109,9 @@ def _stored_dims(dataset: Dataset) -> tuple[str, ...] | None:
 
 
 class _GroupReader:
-    def __init__(self, group: Group, *, mask_and_scale: bool) -> None:
+    def __init__(self, group: Group, schema: Schema, *, mask_and_scale: bool) -> None:
         self.group = group
+        self.schema = schema
         self.mask_and_scale = mask_and_scale
         attrs = group.attrs
         self.neurodata_type = attrs.get("neurodata_type") if "neurodata_type" in attrs else None
@@ -140,7 +141,7 @@ class _GroupReader:
     def _dims_for(self, name: str, ds: Dataset) -> tuple[str | None, ...]:
         if ds.ndim == 0:
             return ()
-        own = spec_dims(self.namespace, self.neurodata_type, name, ds.ndim)
+        own = self.schema.spec_dims(self.namespace, self.neurodata_type, name, ds.ndim)
         if own is not None:
             return own
         stored = _stored_dims(ds)
@@ -187,11 +188,11 @@ class _GroupReader:
 
     def build(self) -> Built:
         nt, ns = self.neurodata_type, self.namespace
-        is_table = "colnames" in self.group.attrs or is_a(ns, nt, "DynamicTable")
+        is_table = "colnames" in self.group.attrs or self.schema.is_a(ns, nt, "DynamicTable")
         if is_table and "id" in self.datasets:
             self._table()
             return self.out
-        if is_a(ns, nt, "TimeSeries") or (
+        if self.schema.is_a(ns, nt, "TimeSeries") or (
             "data" in self.datasets
             and ("timestamps" in self.datasets or "starting_time" in self.datasets)
         ):
@@ -206,7 +207,7 @@ class _GroupReader:
         data = self.datasets.get("data")
         data_dims: tuple[str, ...] = ()
         if data is not None and data.ndim >= 1:
-            names = spec_dims(self.namespace, self.neurodata_type, "data", data.ndim)
+            names = self.schema.spec_dims(self.namespace, self.neurodata_type, "data", data.ndim)
             if names is None:
                 names = ("time", *self._dims_for("data", data)[1:])
             data_dims = self._add_data(data, names)
@@ -334,13 +335,20 @@ class _GroupReader:
     def _column_rest(self, name: str, ds: Dataset) -> tuple[str | None, ...]:
         if ds.ndim <= 1:
             return ()
-        names = spec_dims(self.namespace, self.neurodata_type, name, ds.ndim)
+        names = self.schema.spec_dims(self.namespace, self.neurodata_type, name, ds.ndim)
         if names is None:
             stored = _stored_dims(ds)
             names = stored if stored is not None else (None,) * ds.ndim
         return tuple(n if n else f"{name}_dim_{i + 1}" for i, n in enumerate(names[1:]))
 
 
-def build_group(group: Group, *, mask_and_scale: bool = True) -> Built:
-    """The variables, coordinates and attributes of ``group`` (lazy; CF-encoded)."""
-    return _GroupReader(group, mask_and_scale=mask_and_scale).build()
+def build_group(
+    group: Group, *, schema: Schema | None = None, mask_and_scale: bool = True
+) -> Built:
+    """The variables, coordinates and attributes of ``group`` (lazy; CF-encoded).
+
+    ``schema``: the NWB schema to take dims from (default: pynwb's plus the extensions the
+    store caches; pass :func:`~nwbstore.xarray._schema.schema_for` once for many groups).
+    """
+    schema = schema_for(group.store) if schema is None else schema
+    return _GroupReader(group, schema, mask_and_scale=mask_and_scale).build()
