@@ -245,6 +245,8 @@ def _check_rich_tree(tree: xr.DataTree, read: Any) -> None:
         "/acquisition/response_0",
         "/acquisition/response_1",
     ]
+    # an untyped group takes dims from its typed ancestor's spec (NWBFile's general)
+    assert tree["general"].dataset["experimenter"].dims == ("num_experimenters",)
     plane = tree["processing/ophys/ImageSegmentation/PlaneSegmentation"].dataset
     assert plane.attrs["imaging_plane"] == "/general/optophysiology/plane0"
     assert tree.attrs.get("nwb_version") or tree["/"].dataset.attrs["nwb_version"]

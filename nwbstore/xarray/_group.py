@@ -117,6 +117,8 @@ class _GroupReader:
         self.neurodata_type = attrs.get("neurodata_type") if "neurodata_type" in attrs else None
         self.namespace = attrs.get("namespace") if "namespace" in attrs else None
         self.out = Built(attrs=clean_attrs(attrs))
+        # an untyped group (``general``) takes dims from its nearest typed ancestor's spec
+        self.spec_type, self.spec_namespace, self.subpath = self._typed_ancestor()
         self.dims = _Dims()
         self.datasets: dict[str, Dataset] = {}
         self.links: dict[str, str] = {}
@@ -136,12 +138,25 @@ class _GroupReader:
                 if link is not None:
                     self.out.attrs[name] = self.links[name]
 
+    def _typed_ancestor(self) -> tuple[str | None, str | None, tuple[str, ...]]:
+        if self.neurodata_type is not None:
+            return self.neurodata_type, self.namespace, ()
+        parts = [p for p in self.group.name.split("/") if p]
+        for i in range(len(parts) - 1, -1, -1):
+            node = self.group.store.root["/" + "/".join(parts[:i])]
+            if "neurodata_type" in node.attrs:
+                ns = node.attrs.get("namespace")
+                return node.attrs["neurodata_type"], ns, tuple(parts[i:])
+        return None, None, ()
+
     # -- helpers ---------------------------------------------------------------------------
 
     def _dims_for(self, name: str, ds: Dataset) -> tuple[str | None, ...]:
         if ds.ndim == 0:
             return ()
-        own = self.schema.spec_dims(self.namespace, self.neurodata_type, name, ds.ndim)
+        own = self.schema.spec_dims(
+            self.spec_namespace, self.spec_type, name, ds.ndim, self.subpath
+        )
         if own is not None:
             return own
         stored = _stored_dims(ds)

@@ -75,21 +75,32 @@ class Schema:
         return base in self.hierarchy(namespace, neurodata_type)
 
     def spec_dims(
-        self, namespace: str | None, neurodata_type: str | None, dataset: str, ndim: int
+        self,
+        namespace: str | None,
+        neurodata_type: str | None,
+        dataset: str,
+        ndim: int,
+        subpath: tuple[str, ...] = (),
     ) -> tuple[str | None, ...] | None:
         """Friendly dimension names of ``dataset`` in type ``neurodata_type`` for rank ``ndim``.
 
-        The schema may list several dims options (one per rank): the one whose rank matches
-        is chosen. ``None`` when the schema has no such dataset or no option of that rank;
-        generic schema names (``dim0``...) come back as ``None`` entries.
+        ``subpath``: the untyped groups between the typed one and the dataset (``general``
+        of an ``NWBFile``). The schema may list several dims options (one per rank): the
+        one whose rank matches is chosen. ``None`` when the schema has no such dataset or no
+        option of that rank; generic schema names (``dim0``...) come back as ``None``.
         """
-        key = (namespace, neurodata_type, dataset, ndim)
+        key = (namespace, neurodata_type, dataset, ndim, subpath)
         if key not in self._dims:
-            self._dims[key] = self._find_dims(namespace, neurodata_type, dataset, ndim)
+            self._dims[key] = self._find_dims(namespace, neurodata_type, dataset, ndim, subpath)
         return self._dims[key]
 
     def _find_dims(
-        self, namespace: str | None, neurodata_type: str | None, dataset: str, ndim: int
+        self,
+        namespace: str | None,
+        neurodata_type: str | None,
+        dataset: str,
+        ndim: int,
+        subpath: tuple[str, ...],
     ) -> tuple[str | None, ...] | None:
         if self.catalog is None or not neurodata_type:
             return None
@@ -98,6 +109,10 @@ class Schema:
                 spec = self.catalog.get_spec(ns, neurodata_type)
             except (KeyError, ValueError):
                 continue
+            for name in subpath:
+                spec = spec.get_group(name)
+                if spec is None:
+                    return None
             ds_spec = spec.get_dataset(dataset)
             if ds_spec is None or not ds_spec.dims:
                 return None
