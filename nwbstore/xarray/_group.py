@@ -18,6 +18,7 @@ The rules (see docs/remote-and-xarray.md):
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,9 @@ __all__ = ["INDEX_COORD_MAX", "Built", "RangeCoord", "build_group"]
 INDEX_COORD_MAX = 1_000_000
 
 _STORED_DIMS_ATTR = "_ARRAY_DIMENSIONS"
+
+#: Threads reading a region's table columns at open.
+_COLUMN_READERS = 8
 
 
 @dataclass(frozen=True)
@@ -302,13 +306,18 @@ class _GroupReader:
         if not isinstance(table, Group):
             return
         names = set(table.keys())
+        columns: list[tuple[str, Dataset]] = []
         for col in table:
             if col == "id" or f"{col}_index" in names or col.endswith("_index"):
                 continue
             ds = table[col]
-            if not isinstance(ds, Dataset) or ds.ndim != 1 or ds.dtype.names:
-                continue
-            values = text_values(read_outer(ds, (rows,)))
+            if isinstance(ds, Dataset) and ds.ndim == 1 and not ds.dtype.names:
+                columns.append((col, ds))
+        # one round of concurrent small reads, not one round per column (object storage)
+        with ThreadPoolExecutor(max_workers=_COLUMN_READERS) as pool:
+            read = pool.map(lambda c: text_values(read_outer(c[1], (rows,))), columns)
+            values_by_column = list(read)
+        for (col, ds), values in zip(columns, values_by_column, strict=True):
             var = col
             if var in self.out.variables or var in self.datasets or var in self.dims.sizes:
                 var = f"{region}_{col}"
