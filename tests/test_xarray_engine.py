@@ -523,3 +523,20 @@ def test_extension_dims_come_from_the_namespace_cached_in_the_file(tmp_path: Pat
             assert ds["data"].dims == ("time", "num_widgets"), url
             np.testing.assert_allclose(ds["time"].values, np.arange(10) / 5.0)
     assert "ndx-widgets" not in pynwb.get_type_map().namespace_catalog.namespaces
+
+
+@pytest.mark.parametrize("fmt", ["hdf5", "zarr3"])
+def test_reverse_negative_strided_empty_and_vectorized_keys(
+    rich: dict[str, Path], fmt: str
+) -> None:
+    with h5py.File(rich["hdf5"]) as f:
+        raw = f[f"{ES}/data"][:]
+    with xr.open_dataset(rich[fmt], engine="nwbstore", group=ES) as ds:
+        d = ds["data"]
+        np.testing.assert_array_equal(d[::-1, -3].values, raw[::-1, -3])
+        np.testing.assert_array_equal(d[-5:, [-1, 0]].values, raw[-5:][:, [-1, 0]])
+        np.testing.assert_array_equal(d[100:2000:7, 3:9:2].values, raw[100:2000:7, 3:9:2])
+        assert d[0:0].values.shape == (0, 32) and d[[], 0].values.shape == (0,)
+        assert int(d[-1, -1]) == raw[-1, -1]
+        points = d.isel(time=xr.Variable("p", [1, 5, 9]), channel=xr.Variable("p", [0, 1, 2]))
+        np.testing.assert_array_equal(points.values, raw[[1, 5, 9], [0, 1, 2]])
