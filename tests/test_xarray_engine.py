@@ -169,6 +169,22 @@ def test_conversion_offset_and_channel_conversion(ephys: Path) -> None:
         np.testing.assert_array_equal(ds["channel_conversion"].values, cc)
 
 
+def test_series_written_to_zarr_by_nwb_write(tmp_path: Path) -> None:
+    url = tmp_path / "ephys.nwb.zarr"
+    nwbstore.nwb.write(_ephys_nwbfile(), url, progress=False)
+    root = zarr.open_group(url, mode="r")
+    raw = root[f"{ES}/data"][...]
+    cc = root[f"{ES}/channel_conversion"][...]
+    with xr.open_dataset(url, engine="nwbstore", group=ES) as ds:
+        assert ds["data"].dims == ("time", "channel")
+        np.testing.assert_allclose(ds["data"].values, raw * cc * 0.5 + 0.25, rtol=1e-6)
+        np.testing.assert_array_equal(ds["channel"].values, root[f"{ES}/electrodes"][...])
+        assert _text(ds["label"].values) == ["c1", "c3", "c4", "c6"]
+    with xr.open_dataset(url, engine="nwbstore", group="units") as units:
+        index = root["units/spike_times_index"][...]
+        np.testing.assert_array_equal(units["spike_times_count"], np.diff(index, prepend=0))
+
+
 def test_outer_indexing_with_arrays_on_two_axes(ephys: Path) -> None:
     with h5py.File(ephys) as f:
         raw = f[f"{ES}/data"][:]
@@ -256,6 +272,10 @@ def test_open_datatree_rich_sample_hdf5(rich: dict[str, Path]) -> None:
     with h5py.File(rich["hdf5"]) as f, xr.open_datatree(rich["hdf5"], engine="nwbstore") as tree:
         assert {node.path for node in tree.subtree} == _h5_groups(rich["hdf5"])
         _check_rich_tree(tree, lambda p: f[p][()])
+        linked = tree["acquisition/linked_ts"]["data"]  # an external link, read through
+        assert linked.attrs["link_target"] == "ext.nwb::/acquisition/external_ts/data"
+        with h5py.File(rich["hdf5"].parent / "ext.nwb") as ext:
+            np.testing.assert_array_equal(linked.values, ext["acquisition/external_ts/data"])
 
 
 @pytest.mark.parametrize("fmt", [3, 2])
