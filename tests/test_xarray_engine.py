@@ -144,6 +144,19 @@ def test_timestamps_become_the_time_coordinate(ephys: Path) -> None:
         assert ds["data"].dims == ("time", "channel")
 
 
+def test_long_timestamps_stay_lazy(ephys: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nwbstore.xarray import _group
+
+    monkeypatch.setattr(_group, "INDEX_COORD_MAX", 49)  # the series has 50 timestamps
+    with xr.open_dataset(ephys, engine="nwbstore", group="acquisition/stamped") as ds:
+        stamps = ds["timestamps"]
+        assert stamps.dims == ("time",) and "timestamps" in ds.coords
+        assert "time" not in ds.xindexes
+        assert not stamps.variable._in_memory  # not read at open
+        with h5py.File(ephys) as f:
+            np.testing.assert_array_equal(stamps.values, f["acquisition/stamped/timestamps"])
+
+
 def test_conversion_offset_and_channel_conversion(ephys: Path) -> None:
     with h5py.File(ephys) as f:
         raw = f[f"{ES}/data"][:]

@@ -35,9 +35,9 @@ from nwbstore.xarray._values import attr_value, clean_attrs, link_text, text_val
 
 __all__ = ["INDEX_COORD_MAX", "Built", "RangeCoord", "build_group"]
 
-#: Timestamps with at most this many values become the ``time`` index (read at open);
-#: longer ones stay lazy as a non-index ``timestamps`` coordinate on ``time``.
-INDEX_COORD_MAX = 1_000_000
+#: Timestamps with at most this many values (1 MiB of float64) become the ``time`` index,
+#: read at open; longer ones stay lazy as a non-index ``timestamps`` coordinate on ``time``.
+INDEX_COORD_MAX = 131_072
 
 _STORED_DIMS_ATTR = "_ARRAY_DIMENSIONS"
 
