@@ -376,6 +376,10 @@ def test_plain_groups_use_stored_dimension_names(tmp_path: Path) -> None:
     with h5py.File(tmp_path / "plain.h5", "w") as f:
         f["g/a"] = np.arange(5)
         f["g/b"] = np.ones((2, 2))
+        f.create_group("other")
+        f["g"].attrs["other"] = "an attribute"
+        f["g/other"] = h5py.SoftLink("/other")  # a link to a group, named like the attribute
+        f["g/alias"] = h5py.SoftLink("/other")
     with xr.open_dataset(tmp_path / "plain.zarr", engine="nwbstore") as ds:
         assert ds["a"].dims == ("row", "col") and ds["b"].dims == ("dim_0",)
         np.testing.assert_array_equal(ds["a"].values, np.arange(6).reshape(2, 3))
@@ -384,6 +388,8 @@ def test_plain_groups_use_stored_dimension_names(tmp_path: Path) -> None:
     with xr.open_dataset(tmp_path / "plain.h5", engine="nwbstore", group="g") as ds:
         assert ds["a"].dims == ("dim_0",)
         assert ds["b"].dims == ("b_dim_0", "dim_1")  # dim_0 is taken with another size
+        assert ds.attrs["alias"] == "/other"
+        assert ds.attrs["other"] == "an attribute" and ds.attrs["other_link"] == "/other"
         np.testing.assert_array_equal(ds["a"].values, np.arange(5))
 
 

@@ -118,8 +118,8 @@ class _GroupReader:
         self.schema = schema
         self.mask_and_scale = mask_and_scale
         attrs = group.attrs
-        self.neurodata_type = attrs.get("neurodata_type") if "neurodata_type" in attrs else None
-        self.namespace = attrs.get("namespace") if "namespace" in attrs else None
+        self.neurodata_type = attrs.get("neurodata_type")
+        self.namespace = attrs.get("namespace")
         self.out = Built(attrs=clean_attrs(attrs))
         # an untyped group (``general``) takes dims from its nearest typed ancestor's spec
         self.spec_type, self.spec_namespace, self.subpath = self._typed_ancestor()
@@ -139,8 +139,9 @@ class _GroupReader:
                 self.datasets[name] = node
             else:
                 self.children.add(name)
-                if link is not None:
-                    self.out.attrs[name] = self.links[name]
+                if link is not None:  # a link to a group: its target's path
+                    key = name if name not in self.out.attrs else f"{name}_link"
+                    self.out.attrs[key] = self.links[name]
 
     def _typed_ancestor(self) -> tuple[str | None, str | None, tuple[str, ...]]:
         if self.neurodata_type is not None:
@@ -242,8 +243,8 @@ class _GroupReader:
 
     def _add_data(self, data: Dataset, names: tuple[str | None, ...]) -> tuple[str, ...]:
         attrs = self._attrs("data", data, drop=("conversion", "offset"))
-        conversion = data.attrs.get("conversion", 1.0) if "conversion" in data.attrs else 1.0
-        offset = data.attrs.get("offset", 0.0) if "offset" in data.attrs else 0.0
+        conversion = data.attrs.get("conversion", 1.0)
+        offset = data.attrs.get("offset", 0.0)
         if float(conversion) != 1.0:
             attrs["scale_factor"] = np.float64(conversion)
         if float(offset) != 0.0:
