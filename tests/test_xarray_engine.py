@@ -579,3 +579,22 @@ def test_reverse_negative_strided_empty_and_vectorized_keys(
         assert int(d[-1, -1]) == raw[-1, -1]
         points = d.isel(time=xr.Variable("p", [1, 5, 9]), channel=xr.Variable("p", [0, 1, 2]))
         np.testing.assert_array_equal(points.values, raw[[1, 5, 9], [0, 1, 2]])
+
+
+def test_closing_the_tree_or_the_root_dataset_closes_the_file(ephys: Path, tmp_path: Path) -> None:
+    import shutil
+
+    path = tmp_path / "copy.nwb"
+    shutil.copy(ephys, path)
+    tree = xr.open_datatree(path, engine="nwbstore")
+    with pytest.raises(OSError):  # HDF5's file lock: nwbstore still reads it
+        h5py.File(path, "a")
+    tree.close()
+    with h5py.File(path, "a"):
+        pass
+    groups = ENGINE.open_groups_as_dict(path, group="acquisition")
+    assert set(groups) == {"/", "/ElectricalSeries", "/stamped"}
+    assert groups["/ElectricalSeries"]["data"].dims == ("time", "channel")
+    groups["/"].close()
+    with h5py.File(path, "a"):
+        pass

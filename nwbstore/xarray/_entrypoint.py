@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import xarray as xr
@@ -247,15 +247,41 @@ decode_coords
         not followed (they appear as attributes holding the target path). Closing the
         ``"/"`` dataset closes the file.
         """
+        groups, close = self._open_groups(
+            filename_or_obj,
+            drop_variables=drop_variables,
+            group=group,
+            storage_options=storage_options,
+            format=format,
+            driver=driver,
+            concurrency=concurrency,
+            decode={
+                "mask_and_scale": mask_and_scale,
+                "decode_times": decode_times,
+                "decode_timedelta": decode_timedelta,
+                "use_cftime": use_cftime,
+                "concat_characters": concat_characters,
+                "decode_coords": decode_coords,
+            },
+        )
+        if close is not None:
+            groups["/"].set_close(close)
+        return groups
+
+    def _open_groups(
+        self,
+        filename_or_obj: Any,
+        *,
+        drop_variables: str | Iterable[str] | None,
+        group: str | None,
+        storage_options: dict[str, Any] | None,
+        format: str | None,
+        driver: str | None,
+        concurrency: int | None,
+        decode: dict[str, Any],
+    ) -> tuple[dict[str, xr.Dataset], Callable[[], None] | None]:
+        """The groups' datasets, and what closes the store (``None``: the caller's store)."""
         store, owned = _open_store(filename_or_obj, storage_options, format, driver, concurrency)
-        decode = {
-            "mask_and_scale": mask_and_scale,
-            "decode_times": decode_times,
-            "decode_timedelta": decode_timedelta,
-            "use_cftime": use_cftime,
-            "concat_characters": concat_characters,
-            "decode_coords": decode_coords,
-        }
         try:
             top = _group(store, group)
             groups: list[tuple[str, Group]] = [("/", top)]
@@ -272,15 +298,44 @@ decode_coords
             if owned:
                 store.close()
             raise
-        if owned:
-            out["/"].set_close(store.close)
-        return out
+        return out, (store.close if owned else None)
 
-    def open_datatree(self, filename_or_obj: Any, **kwargs: Any) -> xr.DataTree:
-        """Every group at or below ``group`` as an ``xarray.DataTree`` (same options as
-        :meth:`open_groups_as_dict`)."""
-        groups = self.open_groups_as_dict(filename_or_obj, **kwargs)
-        close = groups["/"]._close
+    def open_datatree(
+        self,
+        filename_or_obj: Any,
+        *,
+        drop_variables: str | Iterable[str] | None = None,
+        group: str | None = None,
+        storage_options: dict[str, Any] | None = None,
+        mask_and_scale: bool = True,
+        decode_times: bool = True,
+        decode_timedelta: bool | None = None,
+        use_cftime: bool | None = None,
+        concat_characters: bool = True,
+        decode_coords: bool | str = True,
+        format: str | None = None,
+        driver: str | None = None,
+        concurrency: int | None = None,
+    ) -> xr.DataTree:
+        """Every group at or below ``group`` as an ``xarray.DataTree`` (options as in
+        :meth:`open_groups_as_dict`); closing the tree closes the file."""
+        groups, close = self._open_groups(
+            filename_or_obj,
+            drop_variables=drop_variables,
+            group=group,
+            storage_options=storage_options,
+            format=format,
+            driver=driver,
+            concurrency=concurrency,
+            decode={
+                "mask_and_scale": mask_and_scale,
+                "decode_times": decode_times,
+                "decode_timedelta": decode_timedelta,
+                "use_cftime": use_cftime,
+                "concat_characters": concat_characters,
+                "decode_coords": decode_coords,
+            },
+        )
         tree = xr.DataTree.from_dict(groups)
         if close is not None:
             tree.set_close(close)
