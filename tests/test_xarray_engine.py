@@ -598,3 +598,18 @@ def test_closing_the_tree_or_the_root_dataset_closes_the_file(ephys: Path, tmp_p
     groups["/"].close()
     with h5py.File(path, "a"):
         pass
+
+
+def test_a_series_and_a_table_write_to_zarr_with_xarray(ephys: Path, tmp_path: Path) -> None:
+    with xr.open_dataset(ephys, engine="nwbstore", group=ES) as ds:
+        ds.to_zarr(tmp_path / "es.zarr", mode="w", consolidated=False)
+        with xr.open_zarr(tmp_path / "es.zarr", consolidated=False) as back:
+            assert back["data"].dims == ("time", "channel")
+            np.testing.assert_allclose(back["data"].values, ds["data"].values, rtol=1e-6)
+            np.testing.assert_allclose(back["time"].values, ds["time"].values)
+            assert _text(back["location"].values) == _text(ds["location"].values)
+    with xr.open_dataset(ephys, engine="nwbstore", group="units") as units:
+        units.to_zarr(tmp_path / "units.zarr", mode="w", consolidated=False)
+        with xr.open_zarr(tmp_path / "units.zarr", consolidated=False) as back:
+            assert back["spike_times_count"].attrs["sample_dimension"] == "spike_times_obs"
+            np.testing.assert_array_equal(back["spike_times"].values, units["spike_times"].values)
