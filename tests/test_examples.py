@@ -343,3 +343,19 @@ def test_nwb_link_timeseries(tmp_path: Path) -> None:
     assert run(script, "--help").stdout.startswith("usage:")
     hdf5_only = run(script, str(tmp_path / "only"), "--backend", "hdf5").stdout
     assert "NWBHDF5IO" in hdf5_only and "NWBZarrIO" not in hdf5_only
+
+
+def test_xarray_open(tmp_path: Path) -> None:
+    """The xarray example's numbers are those h5py reads from the same file."""
+    out = run(str(EXAMPLES / "xarray_open.py"), str(tmp_path)).stdout
+    assert "ElectricalSeries: dims ('time', 'channel'), shape (30000, 32), int16" in out
+    assert "stored chunks: {'time': 4096, 'channel': 32}" in out
+    with h5py.File(tmp_path / "session.nwb", "r") as f:
+        raw = f["acquisition/ElectricalSeries/data"][15000:15301, [3, 7]]
+        index = f["units/spike_times_index"][:]
+        x3 = f["general/extracellular_ephys/electrodes/x"][3]
+    assert f"10 ms of channels 3 and 7: shape (301, 2), mean {raw.mean():.3f}" in out
+    assert f"channel 3 is at x={x3}, in CA1" in out
+    assert f"spikes per unit {np.diff(index, prepend=0).tolist()}" in out
+    assert "Zarr tree: 53 groups" in out
+    assert "speed: dims ('time',), time from timestamps: 200" in out
