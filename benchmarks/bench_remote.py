@@ -1,20 +1,16 @@
-"""Benchmark: a 1-second slice of a remote NWB file, nwbstore's chunk reader against h5py.
+"""Benchmark: reading a remote NWB file, nwbstore against the tools users reach for today.
 
-One run generates an NWB file (pynwb, one 384-channel int16 ``ElectricalSeries`` at 30 kHz,
-chunks of 30,000 x 64, gzip level 4; ``--size`` MB of raw data), uploads it to moto's S3
-server, and reads it through the counting proxy (``nwbstore.testing.s3proxy``, own process)
-at each ``--latencies`` value with each job of ``remote_read_jobs.py`` in a child process of
-its own (started by ``s3_launcher.py``):
-
-- ``nwbstore`` -- ``nwbstore.open`` (concurrent, coalesced range GETs; index built on the
-  first read);
-- ``h5py-s3fs`` -- ``h5py.File`` over an ``s3fs`` file with its default cache;
-- ``h5py-blockcache`` -- ``h5py.File`` over a 2 MiB fsspec block cache (nwbstore before).
-
-For two phases, ``open`` (open, reach the dataset) and ``slice`` (rows 30,000-60,000 of every
-channel: one chunk row, 6 chunks), it reports requests, sequential rounds (requests that
-overlap in time share a round), MB sent by the server and the median time of ``--repeat``
-runs, as a markdown table on standard output.
+One run generates an NWB file (pynwb: a 384-channel int16 ``ElectricalSeries`` at 30 kHz,
+chunks 30,000 x 64, gzip 4, ``--size`` MB of raw data; a trials table of 1,000 rows with a
+text column; 300 units with 1,000 spike times each), converts a copy to Zarr v3 with
+``nwbstore.convert``, uploads both to moto's S3 server and reads them through the counting
+proxy (``nwbstore.testing.s3proxy``, own process) at each ``--latencies`` value, each job of
+``remote_read_jobs.py`` in a child process of its own (``s3_launcher.py``). Phases: ``open``
+(open + list the whole tree), ``nwbfile`` (build the ``pynwb.NWBFile``), ``slice`` (1 s of all
+384 channels: one chunk row, 6 chunks), ``table`` (every trials column), ``spikes`` (the whole
+``units/spike_times``). Per phase: requests, sequential rounds (requests overlapping in time
+share a round), MB sent by the server, median time of ``--repeat`` runs. ``nwbstore-warm``
+runs with the metadata catalog its cold run cached (TTL 0: validated by one HEAD).
 
 Run: ``python benchmarks/bench_remote.py`` (``--size 200`` by default); ``--size 50
 --repeat 1`` for a quick one. Do not run big sizes on a shared machine.
@@ -49,13 +45,28 @@ from _s3_bench_common import (  # noqa: E402  (beside this file)
 )
 
 JOBS_SCRIPT = HERE / "remote_read_jobs.py"
-JOBS = ("nwbstore", "h5py-s3fs", "h5py-blockcache")
+JOBS = (
+    "nwbstore",
+    "nwbstore-warm",
+    "remfile",
+    "h5py-s3fs",
+    "h5py-blockcache",
+    "h5netcdf",
+    "kerchunk",
+    "zarr-nwbstore",
+    "zarr-hdmf",
+)
+PHASES = ("open", "nwbfile", "slice", "table", "spikes")
 KEY = "remote/session.nwb"
+ZARR_KEY = "remote/session.nwb.zarr"
 CHANNELS = 384
 RATE = 30_000
 CHUNKS = (30_000, 64)
 SLICE = (30_000, 60_000)
-MARKER = "__phase__/slice"
+MARKER = "__phase__/"
+UNITS = 300
+SPIKES_PER_UNIT = 1_000
+TRIALS = 1_000
 
 
 def build_file(path: Path, size_mb: float) -> dict[str, Any]:
@@ -72,7 +83,18 @@ def build_file(path: Path, size_mb: float) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     block = rng.normal(0, 30, size=(RATE, CHANNELS)).astype(np.int16)
     block += (200 * np.sin(np.arange(RATE) / 3000.0)).astype(np.int16)[:, None]
-    data = np.concatenate([np.roll(block, 7 * s, axis=0) for s in range(seconds)])
+
+    def one_second(s: int) -> np.ndarray:
+        return np.roll(block, 7 * s, axis=0)
+
+    from hdmf.data_utils import DataChunkIterator
+
+    series = DataChunkIterator(
+        data=(row for s in range(seconds) for row in one_second(s)),
+        maxshape=(seconds * RATE, CHANNELS),
+        dtype=np.dtype(np.int16),
+        buffer_size=RATE,
+    )
     nwbfile = NWBFile(
         session_description="nwbstore remote read benchmark",
         identifier="nwbstore-bench-remote",
@@ -85,10 +107,16 @@ def build_file(path: Path, size_mb: float) -> dict[str, Any]:
     for _ in range(CHANNELS):
         nwbfile.add_electrode(group=group, location="CA1")
     region = nwbfile.create_electrode_table_region(list(range(CHANNELS)), "all electrodes")
-    wrapped = H5DataIO(data, chunks=CHUNKS, compression="gzip", compression_opts=4)
+    wrapped = H5DataIO(series, chunks=CHUNKS, compression="gzip", compression_opts=4)
     nwbfile.add_acquisition(
         ElectricalSeries(name="ElectricalSeries", data=wrapped, electrodes=region, rate=float(RATE))
     )
+    nwbfile.add_trial_column("outcome", "what the animal did")
+    for t in range(TRIALS):
+        nwbfile.add_trial(start_time=t * 2.0, stop_time=t * 2.0 + 1.5, outcome=f"hit-{t % 7}")
+    for u in range(UNITS):
+        spikes = np.sort(np.random.default_rng(u).uniform(0, seconds, SPIKES_PER_UNIT))
+        nwbfile.add_unit(spike_times=spikes)
     with NWBHDF5IO(str(path), "w") as io:
         io.write(nwbfile)
     with h5py.File(path) as f:
@@ -109,8 +137,13 @@ def _phase_stats(requests: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     from nwbstore.testing.s3proxy import RecordedRequest, count_rounds
 
     records = [RecordedRequest(**r) for r in requests]
-    cut = next((i for i, r in enumerate(records) if r.path.endswith(MARKER)), len(records))
-    phases = {"open": records[:cut], "slice": records[cut + 1 :]}
+    phases: dict[str, list[RecordedRequest]] = {}
+    current: list[RecordedRequest] | None = None
+    for r in records:
+        if MARKER in r.path:
+            current = phases.setdefault(r.path.rsplit("/", 1)[-1], [])
+        elif current is not None:
+            current.append(r)
     return {
         name: {
             "requests": len(rs),
@@ -122,21 +155,57 @@ def _phase_stats(requests: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 
 def run_one(
-    job: str, launcher: Launcher, proxy: Proxy, work: Path, concurrency: int
+    job: str, launcher: Launcher, proxy: Proxy, work: Path, args: argparse.Namespace, cache: Path
 ) -> dict[str, Any]:
     out = work / f"{job}-{uuid.uuid4().hex[:8]}.json"
     err = out.with_suffix(".stderr")
     cmd = [sys.executable, str(JOBS_SCRIPT), job, "--endpoint", proxy.url]
-    cmd += ["--src", f"s3://{BUCKET}/{KEY}", "--rows", *map(str, SLICE), "--out", str(out)]
-    cmd += ["--concurrency", str(concurrency)]
+    cmd += ["--src", f"s3://{BUCKET}/{KEY}", "--zarr-src", f"s3://{BUCKET}/{ZARR_KEY}"]
+    cmd += ["--rows", *map(str, SLICE), "--out", str(out)]
+    cmd += ["--concurrency", str(args.concurrency)]
+    env = {
+        **os.environ,
+        "PYTHONPATH": _pythonpath(),
+        "NWBSTORE_CACHE_DIR": str(cache),
+        "NWBSTORE_CATALOG_TTL": "0",
+    }
     proxy.reset()
-    done = launcher.run(cmd, {**os.environ, "PYTHONPATH": _pythonpath()}, err)
+    done = launcher.run(cmd, env, err)
     if done["returncode"] != 0:
         tail = err.read_text(errors="replace").strip().splitlines()[-8:]
         raise SystemExit(f"job {job} failed:\n" + "\n".join(tail))
     requests = json.loads(proxy._ask("requests"))
     result = json.loads(out.read_text())
-    return {**result, **{"phases": _phase_stats(requests)}}
+    stats = _phase_stats(requests)
+    return {phase: {**result.get(phase, {}), **stats.get(phase, {})} for phase in PHASES}
+
+
+def _upload_zarr(local: Path, moto_url: str) -> None:
+    import nwbstore
+
+    opts = {"endpoint_url": moto_url, "key": "testing", "secret": "testing"}
+    nwbstore.convert(str(local), f"s3://{BUCKET}/{ZARR_KEY}", storage_options=opts, progress=False)
+
+
+def _median_row(job: str, latency: float, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    row: dict[str, Any] = {"latency_ms": latency * 1000, "job": job}
+    last = runs[-1]
+    for phase in PHASES:
+        got = last[phase]
+        if "error" in got:
+            row[phase] = {"error": got["error"]}
+            continue
+        sums = {r[phase].get("checksum") for r in runs}
+        if len(sums) != 1:
+            raise SystemExit(f"{job} {phase}: runs read different values")
+        row[phase] = {
+            "seconds": statistics.median(r[phase]["seconds"] for r in runs),
+            "requests": got.get("requests", 0),
+            "rounds": got.get("rounds", 0),
+            "mb": got.get("mb", 0.0),
+            "checksum": got.get("checksum"),
+        }
+    return row
 
 
 def run_all(args: argparse.Namespace, work: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -146,67 +215,74 @@ def run_all(args: argparse.Namespace, work: Path) -> tuple[list[dict[str, Any]],
     facts = build_file(local, args.size)
     say(f"  {facts['file_mb']:.1f} MB file, slice chunks {facts['slice_chunk_mb']:.2f} MB")
     rows: list[dict[str, Any]] = []
+    jobs = [j for j in JOBS if j in args.jobs]
     try:
         with moto_server() as moto_url:
             moto = s3_client(moto_url)
             moto.create_bucket(Bucket=BUCKET)
             moto.upload_file(str(local), BUCKET, KEY)
+            _upload_zarr(local, moto_url)
             for latency in args.latencies:
                 proxy = Proxy(moto_url, latency, work)
                 try:
-                    for job in JOBS:
-                        runs = [
-                            run_one(job, launcher, proxy, work, args.concurrency)
-                            for _ in range(args.repeat)
-                        ]
-                        checks = {r["checksum"] for r in runs}
-                        if len(checks) != 1:
-                            raise SystemExit(f"{job}: runs read different values")
-                        last = runs[-1]
-                        row = {
-                            "latency_ms": latency * 1000,
-                            "job": job,
-                            "checksum": last["checksum"],
-                            "open_s": statistics.median(r["open_seconds"] for r in runs),
-                            "slice_s": statistics.median(r["slice_seconds"] for r in runs),
-                            **{
-                                f"{phase}_{k}": v
-                                for phase, stats in last["phases"].items()
-                                for k, v in stats.items()
-                            },
-                        }
+                    for job in jobs:
+                        runs = []
+                        for _ in range(args.repeat):
+                            cache = work / f"cache-{uuid.uuid4().hex[:8]}"
+                            if job == "nwbstore-warm":  # a cold run fills the catalog cache
+                                run_one("nwbstore", launcher, proxy, work, args, cache)
+                            runs.append(run_one(job, launcher, proxy, work, args, cache))
+                        row = _median_row(job, latency, runs)
                         rows.append(row)
-                        say(
-                            f"  {latency * 1000:4.0f} ms {job:16s} slice {row['slice_s']:6.2f} s "
-                            f"{row['slice_requests']:3d} req {row['slice_rounds']:3d} rounds "
-                            f"{row['slice_mb']:6.2f} MB"
-                        )
+                        say(f"  {latency * 1000:4.0f} ms {job:16s} " + _brief(row))
                 finally:
                     proxy.stop()
     finally:
         launcher.stop()
-    if len({r["checksum"] for r in rows}) != 1:
-        raise SystemExit("the jobs read different values")
+    _check_values(rows)
     return rows, facts
+
+
+def _brief(row: dict[str, Any]) -> str:
+    parts = []
+    for phase in PHASES:
+        got = row[phase]
+        if "error" in got:
+            parts.append(f"{phase} n/a")
+        else:
+            parts.append(f"{phase} {got['requests']}r/{got['rounds']}rd {got['seconds']:.2f}s")
+    return "  ".join(parts)
+
+
+def _check_values(rows: list[dict[str, Any]]) -> None:
+    """Every tool that did a phase read the same values."""
+    for phase in ("slice", "table", "spikes"):
+        sums = {r["job"]: r[phase]["checksum"] for r in rows if "checksum" in r[phase]}
+        values = set(sums.values())
+        if len(values) > 1:
+            raise SystemExit(f"{phase}: the tools read different values: {sums}")
+
+
+def _cell(got: dict[str, Any]) -> str:
+    if "error" in got:
+        return f"fails: {got['error'][:60]}"
+    return f"{got['requests']} / {got['rounds']} / {got['mb']:.2f} / {got['seconds']:.2f}"
 
 
 def table(rows: list[dict[str, Any]], facts: dict[str, Any]) -> str:
     lines = [
         f"File: {facts['file_mb']:.1f} MB ({facts['rows']} rows x {CHANNELS} channels int16, "
-        f"chunks {CHUNKS[0]} x {CHUNKS[1]}, gzip 4). Slice: rows {SLICE[0]}-{SLICE[1]} "
-        f"(1 s, 6 chunks, {facts['slice_chunk_mb']:.2f} MB stored).",
+        f"chunks {CHUNKS[0]} x {CHUNKS[1]}, gzip 4; {TRIALS} trials; {UNITS} units x "
+        f"{SPIKES_PER_UNIT} spikes). Slice: rows {SLICE[0]}-{SLICE[1]} (1 s, 6 chunks, "
+        f"{facts['slice_chunk_mb']:.2f} MB stored). Cells: requests / rounds / MB / seconds.",
         "",
-        "| latency | method | open: requests / rounds / MB / s | "
-        "slice: requests / rounds / MB / s | slice bytes / chunk bytes |",
-        "|---|---|---|---|---|",
+        "| latency | method | " + " | ".join(PHASES) + " | slice bytes / chunk bytes |",
+        "|---|---|" + "---|" * len(PHASES) + "---|",
     ]
     for r in rows:
-        lines.append(
-            f"| {r['latency_ms']:.0f} ms | {r['job']} | "
-            f"{r['open_requests']} / {r['open_rounds']} / {r['open_mb']:.2f} / {r['open_s']:.2f} | "
-            f"{r['slice_requests']} / {r['slice_rounds']} / {r['slice_mb']:.2f} / "
-            f"{r['slice_s']:.2f} | {r['slice_mb'] / facts['slice_chunk_mb']:.2f}x |"
-        )
+        ratio = f"{r['slice']['mb'] / facts['slice_chunk_mb']:.2f}x" if "mb" in r["slice"] else ""
+        cells = " | ".join(_cell(r[p]) for p in PHASES)
+        lines.append(f"| {r['latency_ms']:.0f} ms | {r['job']} | {cells} | {ratio} |")
     return "\n".join(lines)
 
 
@@ -216,6 +292,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latencies", type=float, nargs="+", default=[0.0, 0.025])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--jobs", nargs="+", default=list(JOBS), choices=JOBS)
     parser.add_argument("--json", help="also write the rows to this JSON file")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     args = parser.parse_args(argv)
