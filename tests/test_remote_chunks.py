@@ -146,7 +146,9 @@ def filters_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
             h5py.h5s.ALL, h5py.h5s.ALL, np.arange(4, dtype="<i4")
         )
         f.create_dataset("scaleoffset", data=ints, chunks=(16, 16), scaleoffset=0)
-        ext = f.create_dataset("external", shape=(10,), dtype="<i4", external=[("ext.bin", 0, 40)])
+        ext = f.create_dataset(
+            "external", shape=(10,), dtype="<i4", external=[(str(path.parent / "ext.bin"), 0, 40)]
+        )
         ext[...] = np.arange(10)
     return path
 
