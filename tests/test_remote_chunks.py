@@ -146,6 +146,10 @@ def filters_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
             h5py.h5s.ALL, h5py.h5s.ALL, np.arange(4, dtype="<i4")
         )
         f.create_dataset("scaleoffset", data=ints, chunks=(16, 16), scaleoffset=0)
+        ext = f.create_dataset(
+            "external", shape=(10,), dtype="<i4", external=[(str(path.parent / "ext.bin"), 0, 40)]
+        )
+        ext[...] = np.arange(10)
     return path
 
 
@@ -155,7 +159,7 @@ ENGINE_NAMES = [
     "contiguous", "contiguous_big", "contiguous_unwritten", "scalar", "scalar_int", "empty",
     "fixed_bytes", "bools", "complex", "compound", "masked",
 ]  # fmt: skip
-H5PY_NAMES = ["compact_layout", "vlen", "scaleoffset"]
+H5PY_NAMES = ["compact_layout", "vlen", "scaleoffset", "external"]
 
 
 def test_values_equal_local_h5py(s3_server: Any, s3_bucket: str, filters_file: Path) -> None:
@@ -262,6 +266,7 @@ def test_chunk_index_json_round_trip(filters_file: Path) -> None:
             ChunkIndex.from_h5py(f["vlen"])
         with pytest.raises(ValueError, match="compact"):
             ChunkIndex.from_h5py(f["compact_layout"])
+        assert index_problem(f["external"]) == "external storage"
     with pytest.raises(ValueError, match="version"):
         ChunkIndex.from_json('{"version": 99}')
 
@@ -295,7 +300,8 @@ def budget_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_request_budget_vs_h5py(counting_s3: Any, budget_file: Path) -> None:
     url = _upload(counting_s3, budget_file, "budget.h5")
     proxy = counting_s3.proxy
-    proxy.latency = 0.05
+    # long enough that requests sent together overlap even on a loaded machine
+    proxy.latency = 0.2
     n = MIB // 8
     with h5py.File(budget_file) as ref:
         expected_two = ref["x"][n - 10 : n + 10]
@@ -315,6 +321,7 @@ def test_request_budget_vs_h5py(counting_s3: Any, budget_file: Path) -> None:
         assert proxy.bytes_out <= 1.05 * sum(sizes[2 * i] for i in range(8))
         engine_rounds = proxy.rounds()
     # the same selection through h5py over an fsspec file (the old path): one round per read
+    proxy.latency = 0.05
     fs = counting_s3.filesystem()
     with fs.open(f"{counting_s3.bucket}/budget.h5", "rb", block_size=2 * MIB,
                  cache_type="blockcache") as fh, h5py.File(fh, "r") as f:  # fmt: skip
@@ -505,3 +512,37 @@ def test_https_range_reads_and_if_match(tmp_path: Path, filters_file: Path) -> N
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_gc_paused_nests_and_restores() -> None:
+    import gc
+
+    from nwbstore.backends._gc_pause import GcPausedFile, gc_paused
+
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the outer pause still holds
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()  # off before: stays off
+    finally:
+        gc.enable()
+
+    class Probe:
+        closed = False
+
+        def readinto(self, buffer: Any) -> int:
+            assert not gc.isenabled()
+            buffer[:2] = b"ok"
+            return 2
+
+    wrapped = GcPausedFile(Probe())
+    buf = bytearray(2)
+    assert wrapped.readinto(buf) == 2 and buf == b"ok" and gc.isenabled()
+    assert wrapped.closed is False

@@ -27,6 +27,7 @@ import hdf5plugin  # noqa: F401 - registers the plugin filters with HDF5
 
 from nwbstore.backends._chunk_index import ChunkIndex, index_problem
 from nwbstore.backends._damage import corrupt_hdf5
+from nwbstore.backends._gc_pause import GcPausedFile
 from nwbstore.backends._hdf5_nodes import HDF5Dataset, HDF5Group
 from nwbstore.backends._remote import probe_info
 from nwbstore.backends._remote_chunks import (
@@ -227,6 +228,7 @@ class HDF5Store(Store):
             raise StoreNotFoundError(
                 f"{url} does not exist (check the bucket, the key and storage_options)"
             ) from None
+        fileobj = GcPausedFile(fileobj)  # no deadlock of h5py's lock and fsspec's loop
         try:
             h5 = h5py.File(fileobj, "r")
         except OSError as err:
