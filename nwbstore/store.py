@@ -109,7 +109,7 @@ def open(
     if zarr_format not in (2, 3):
         raise ValueError(f"zarr_format={zarr_format!r} must be 2 or 3")
     url_s = os.fspath(url)
-    storage_options = _with_concurrency(url_s, storage_options, concurrency)
+    _check_concurrency(concurrency)
     backend = detect_backend(
         url_s, mode, format=format, driver=driver, storage_options=storage_options
     )
@@ -141,18 +141,9 @@ def _is_incomplete(store: Store) -> bool:
         return False
 
 
-def _with_concurrency(
-    url: str, storage_options: Mapping[str, Any] | None, concurrency: int | None
-) -> Mapping[str, Any] | None:
-    """``storage_options`` with a connection pool of ``concurrency`` for a remote ``url``."""
+def _check_concurrency(concurrency: int | None) -> None:
+    """``concurrency`` must be a positive integer or None (the backends size their pools)."""
     if concurrency is None:
-        return storage_options
+        return
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ValueError(f"concurrency={concurrency!r} must be a positive integer (or None)")
-    if "://" not in url or url.startswith(("file://", "memory://")):
-        return storage_options
-    options = dict(storage_options or {})
-    config = dict(options.get("config_kwargs") or {})
-    config.setdefault("max_pool_connections", concurrency)
-    options["config_kwargs"] = config
-    return options

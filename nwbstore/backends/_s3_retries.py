@@ -404,6 +404,19 @@ def retry_sync[T](
         time.sleep(wait)
 
 
+def s3_pool_options(options: Mapping[str, Any], concurrency: int | None) -> dict[str, Any]:
+    """s3fs options whose connection pool holds ``concurrency`` requests (default 10).
+
+    The one place nwbstore sizes botocore's pool; an explicit ``max_pool_connections`` in the
+    caller's ``config_kwargs`` is kept. ``options`` is not changed.
+    """
+    opts = dict(options)
+    config = dict(opts.get("config_kwargs") or {})
+    config.setdefault("max_pool_connections", concurrency or DEFAULT_POOL)
+    opts["config_kwargs"] = config
+    return opts
+
+
 def s3_write_options(options: Mapping[str, Any], concurrency: int | None = None) -> dict[str, Any]:
     """s3fs options for a store nwbstore opens: one botocore attempt, bounded timeouts.
 
@@ -421,12 +434,11 @@ def s3_write_options(options: Mapping[str, Any], concurrency: int | None = None)
     dict
         New options; ``options`` is not changed.
     """
-    opts = dict(options)
-    config = dict(opts.get("config_kwargs") or {})
+    opts = s3_pool_options(options, concurrency)
+    config = dict(opts["config_kwargs"])
     config["retries"] = {"total_max_attempts": 1, "mode": "standard"}
     config.setdefault("connect_timeout", CONNECT_TIMEOUT)
     config.setdefault("read_timeout", READ_TIMEOUT)
-    config.setdefault("max_pool_connections", max(concurrency or 0, DEFAULT_POOL))
     opts["config_kwargs"] = config
     # one GET per whole-key read: s3fs >= 2026.3 otherwise sends HEAD + GET (s3fs#1027)
     opts.setdefault("max_concurrency", 1)

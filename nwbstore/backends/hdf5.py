@@ -29,12 +29,13 @@ from nwbstore.backends._chunk_index import ChunkIndex, index_problem
 from nwbstore.backends._damage import corrupt_hdf5
 from nwbstore.backends._gc_pause import GcPausedFile
 from nwbstore.backends._hdf5_nodes import HDF5Dataset, HDF5Group
-from nwbstore.backends._remote import probe_info
+from nwbstore.backends._remote import S3_PROTOCOLS, probe_info
 from nwbstore.backends._remote_chunks import (
     DEFAULT_CONCURRENCY,
     RemoteChunkReader,
     unsupported_reason,
 )
+from nwbstore.backends._s3_retries import s3_pool_options
 from nwbstore.backends.registry import split_protocol
 from nwbstore.errors import (
     CorruptStoreError,
@@ -216,6 +217,9 @@ class HDF5Store(Store):
             raise StoreNotFoundError(
                 f"{url} does not exist (check the bucket, the key and storage_options)"
             )
+        slots = concurrency or DEFAULT_CONCURRENCY
+        if split_protocol(url)[0] in S3_PROTOCOLS:
+            options = s3_pool_options(options, slots)  # a connection per range GET in flight
         fs, path = fsspec.core.url_to_fs(url, **options)
         open_kwargs: dict[str, Any] = {}
         if "default_block_size" not in options:
@@ -245,7 +249,7 @@ class HDF5Store(Store):
                 path,
                 etag=_etag_of(info),
                 size=None if info.get("size") is None else int(info["size"]),
-                concurrency=concurrency or DEFAULT_CONCURRENCY,
+                concurrency=slots,
             )
         )
         return cls(url, mode, h5, backend="hdf5-remote", fileobj=fileobj, remote=remote)
