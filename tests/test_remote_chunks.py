@@ -547,3 +547,26 @@ def test_gc_paused_nests_and_restores() -> None:
     buf = bytearray(2)
     assert wrapped.readinto(buf) == 2 and buf == b"ok" and gc.isenabled()
     assert wrapped.closed is False
+
+
+@pytest.mark.s3
+def test_zarr_reads_take_the_store_concurrency(counting_s3: Any) -> None:
+    """Zarr chunks are fetched by zarr itself, ``concurrency`` at once when it is given."""
+    import zarr
+
+    url = counting_s3.url("conc.zarr")
+    group = zarr.open_group(url, mode="w", storage_options=counting_s3.storage_options)
+    array = group.create_array("x", shape=(2000,), chunks=(100,), dtype="i4")
+    array[:] = np.arange(2000, dtype="i4")
+    zarr.consolidate_metadata(group.store)
+    counting_s3.proxy.latency = 0.2
+    rounds = {}
+    for concurrency in (20, 2):
+        with nwbstore.open(
+            url, storage_options=counting_s3.storage_options, concurrency=concurrency
+        ) as store:
+            counting_s3.reset()
+            np.testing.assert_array_equal(store["x"][:], np.arange(2000))
+            assert counting_s3.counts["GET"] == 20
+            rounds[concurrency] = counting_s3.proxy.rounds()
+    assert rounds[20] <= 2 and rounds[2] >= 8, rounds

@@ -401,7 +401,7 @@ class ZarrDataset(Dataset):
     def _read(self, selection: Any) -> Any:
         self._settle_appends()
         try:
-            with quiet_zarr():
+            with quiet_zarr(), self.store._read_concurrency():
                 raw = self._array[selection]
         except DECODE_ERRORS as err:
             raise decode_error(f"dataset {self.name!r} in {self.store.url}", err) from err
@@ -468,8 +468,10 @@ class ZarrStore(Store):
         storage_options: Mapping[str, Any] | None = None,
         created: bool = False,
         allow_pickle: bool = False,
+        concurrency: int | None = None,
     ) -> None:
         super().__init__(url, mode)
+        self._concurrency = concurrency
         self._allow_pickle = allow_pickle
         self._zroot = zgroup
         self._zarr_format = zarr_format
@@ -512,7 +514,8 @@ class ZarrStore(Store):
             By default reading them raises ``PickleRefusedError``.
         concurrency
             On object storage, uploads in flight at most (default
-            :data:`~nwbstore.backends._object_writes.DEFAULT_CONCURRENCY`).
+            :data:`~nwbstore.backends._object_writes.DEFAULT_CONCURRENCY`); for reads, chunks
+            zarr fetches at once (zarr's ``async.concurrency``, default 10, when not given).
 
         Raises
         ------
@@ -546,7 +549,18 @@ class ZarrStore(Store):
             storage_options=storage_options,
             created=not loc.exists,
             allow_pickle=allow_pickle,
+            concurrency=concurrency,
         )
+
+    @contextmanager
+    def _read_concurrency(self) -> Iterator[None]:
+        """zarr reads ``concurrency`` chunks at once during this store's reads, if one was given
+        (zarr's ``async.concurrency`` otherwise, default 10)."""
+        if self._concurrency is None:
+            yield
+            return
+        with zarr.config.set({"async.concurrency": self._concurrency}):
+            yield
 
     @property
     def zarr_format(self) -> int:
