@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import json
 import logging
 import threading
 from collections.abc import Iterator
@@ -552,13 +553,12 @@ def test_gc_paused_nests_and_restores() -> None:
 @pytest.mark.s3
 def test_zarr_reads_take_the_store_concurrency(counting_s3: Any) -> None:
     """Zarr chunks are fetched by zarr itself, ``concurrency`` at once when it is given."""
-    import zarr
-
     url = counting_s3.url("conc.zarr")
-    group = zarr.open_group(url, mode="w", storage_options=counting_s3.storage_options)
-    array = group.create_array("x", shape=(2000,), chunks=(100,), dtype="i4")
-    array[:] = np.arange(2000, dtype="i4")
-    zarr.consolidate_metadata(group.store)
+    with nwbstore.open(url, "w", storage_options=counting_s3.storage_options) as store:
+        settings = nwbstore.DatasetSettings(chunks=(100,))
+        store.root.create_dataset("x", data=np.arange(2000, dtype="i4"), settings=settings)
+    doc = json.loads(counting_s3.filesystem().cat(f"{counting_s3.bucket}/conc.zarr/x/zarr.json"))
+    assert doc["chunk_grid"]["configuration"]["chunk_shape"] == [100]
     counting_s3.proxy.latency = 0.2
     rounds = {}
     for concurrency in (20, 2):
@@ -570,3 +570,22 @@ def test_zarr_reads_take_the_store_concurrency(counting_s3: Any) -> None:
             assert counting_s3.counts["GET"] == 20
             rounds[concurrency] = counting_s3.proxy.rounds()
     assert rounds[20] <= 2 and rounds[2] >= 8, rounds
+
+
+@pytest.mark.s3
+def test_range_gets_are_retried_after_transient_faults(
+    counting_s3: Any, budget_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """503s and reset connections on chunk GETs are retried (nwbstore's policy): same values."""
+    monkeypatch.setenv("NWBSTORE_S3_RETRY_SECONDS", "30")
+    url = _upload(counting_s3, budget_file, "faulty.h5")
+    with h5py.File(budget_file) as ref:
+        expected = ref["x"][::5000]
+    with nwbstore.open(url, storage_options=counting_s3.storage_options) as store:
+        assert _engine(store, "x") is not None
+        counting_s3.proxy.set_faults(
+            fail_fraction=0.3, reset_fraction=0.2, fault_kinds=["GET"], max_faults=6, seed=3
+        )
+        _same(expected, store["x"][::5000], "strided read through faults")
+    faults = counting_s3.proxy.faults
+    assert sum(faults.values()) >= 1, faults  # the faults really happened

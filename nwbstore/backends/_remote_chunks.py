@@ -336,7 +336,7 @@ class RemoteChunkReader:
 
         async def one(request: RangeRequest) -> None:
             async with slots:
-                data = await self._get_range(request.start, request.end)
+                data = await self._retried_range(request.start, request.end)
             await asyncio.gather(
                 *(loop.run_in_executor(pool, place, request, data, m) for m in request.members)
             )
@@ -358,6 +358,32 @@ class RemoteChunkReader:
         with ThreadPoolExecutor(max_workers=self.concurrency) as ex:
             for future in [ex.submit(one, r) for r in plan]:
                 future.result()
+
+    async def _retried_range(self, start: int, end: int) -> bytes:
+        """One range GET under nwbstore's retry policy, with nwbstore's errors.
+
+        Transient faults (503, resets, timeouts) are retried with backoff; a changed object, a
+        refused range, a 403 or an unreachable endpoint fail at once, named.
+        """
+        from nwbstore.backends._remote import translate_s3_error, unreachable
+        from nwbstore.backends._s3_retries import RetryPolicy, retry_async
+
+        protocol = self.url.partition("://")[0] or "s3"
+        options = {"endpoint_url": getattr(self.fs, "endpoint_url", None)}
+        try:
+            return await retry_async(
+                lambda: self._get_range(start, end),
+                what=f"GET {self.url} bytes {start}-{end - 1}",
+                policy=RetryPolicy.from_env(),
+                on_unreachable=lambda err: unreachable(self.url, protocol, options, err),
+            )
+        except (RemoteObjectChangedError, RemoteRangeError, CorruptChunkError):
+            raise
+        except Exception as err:
+            translated = translate_s3_error(self.url, protocol, options, err)
+            if translated is None or translated is err:
+                raise
+            raise translated from err
 
     async def _get_range(self, start: int, end: int) -> bytes:
         if hasattr(self.fs, "_call_s3"):

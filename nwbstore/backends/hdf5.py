@@ -35,7 +35,7 @@ from nwbstore.backends._remote_chunks import (
     RemoteChunkReader,
     unsupported_reason,
 )
-from nwbstore.backends._s3_retries import s3_pool_options
+from nwbstore.backends._s3_retries import s3_pool_options, s3_write_options
 from nwbstore.backends.registry import split_protocol
 from nwbstore.errors import (
     CorruptStoreError,
@@ -245,7 +245,7 @@ class HDF5Store(Store):
             None
             if "::" in url
             else RemoteObject(
-                fs,
+                _engine_filesystem(url, fs, options, slots),
                 path,
                 etag=_etag_of(info),
                 size=None if info.get("size") is None else int(info["size"]),
@@ -326,6 +326,8 @@ class HDF5Store(Store):
         finally:
             if self._fileobj is not None:
                 self._fileobj.close()
+            if self._remote is not None:
+                self._remote.close()
 
 
 class RemoteObject:
@@ -352,6 +354,37 @@ class RemoteObject:
         self.size = size
         self.concurrency = concurrency
         self.range_error: BaseException | None = None
+
+    def close(self) -> None:
+        """End the HTTP session of the chunk reader's own s3fs instance, if it made one
+        (s3fs never closes an asynchronous instance's session; aiohttp would warn)."""
+        client = getattr(self.fs, "_s3", None)
+        loop = getattr(self.fs, "loop", None)
+        if client is None or loop is None or not getattr(self.fs, "_nwbstore_owned", False):
+            return
+        from fsspec.asyn import sync
+
+        self.fs._s3 = None
+        sync(loop, client.__aexit__, None, None, None)  # as s3fs's own close_session
+
+
+def _engine_filesystem(url: str, fs: Any, options: Mapping[str, Any], slots: int) -> Any:
+    """The filesystem of the chunk reader's range GETs.
+
+    On S3 its own s3fs instance, making one attempt per request (nwbstore's retry policy
+    retries, as for every other nwbstore request: s3fs's and botocore's loops would multiply
+    the attempts), with a pool of ``slots`` connections. Elsewhere ``fs`` itself.
+    """
+    if split_protocol(url)[0] not in S3_PROTOCOLS:
+        return fs
+    import fsspec
+
+    engine = fsspec.filesystem(
+        "s3", **{**s3_write_options(options, slots), "skip_instance_cache": True}
+    )
+    engine.retries = 1
+    engine._nwbstore_owned = True  # closed with the store (RemoteObject.close)
+    return engine
 
 
 def _open_fileobj(fs: Any, path: str, info: Mapping[str, Any], open_kwargs: dict[str, Any]) -> Any:
