@@ -1,7 +1,8 @@
 """Open an NWB file (HDF5 or Zarr, local or remote) as a lazy ``pynwb.NWBFile``.
 
 - HDF5: ``pynwb.NWBHDF5IO`` on the local file, on a family (member size found from the
-  first member's size), or on an fsspec file object for ``s3://``/``https://`` (no ros3).
+  first member's size), or on the h5py file of nwbstore's remote HDF5 store for
+  ``s3://``/``https://`` (no ros3; reads pinned to the object's ETag).
 - Zarr v3: ``hdmf_zarr.NWBZarrIO`` over the group :func:`nwbstore.open` opened (with its
   consolidated metadata: one request for the whole hierarchy on object storage). Only
   extensions are read from the file's cached specifications; pynwb's own namespaces
@@ -122,10 +123,13 @@ def _open_hdf5(url: str, mode: str, options: dict[str, Any], stack: ExitStack) -
                 f"{url}: HDF5 on object storage cannot be changed in place (mode={mode!r}); "
                 "download it, change it and write it again"
             )
-        import fsspec
+        import nwbstore
 
-        fileobj = stack.enter_context(fsspec.open(url, "rb", **options))
-        h5 = stack.enter_context(h5py.File(fileobj, "r"))
+        # nwbstore's remote HDF5 store: one probe, reads pinned to the object's ETag, the
+        # metadata catalog when one is cached
+        store = nwbstore.open(url, "r", format="hdf5", storage_options=options)
+        stack.callback(store.close)
+        h5 = store.h5file  # type: ignore[attr-defined]
         return stack.enter_context(NWBHDF5IO(file=h5, mode="r"))
     if is_family(url):
         first = family_member(url, 0)
