@@ -1,4 +1,5 @@
-"""The ``nwbstore`` command line: info, tree, config, convert, verify, links, truncate, demo."""
+"""The ``nwbstore`` command line: info, tree, config, convert, verify, links, truncate, index,
+demo."""
 
 from __future__ import annotations
 
@@ -238,6 +239,14 @@ def _cmd_links(args: argparse.Namespace) -> int:
     return 1 if broken else 0
 
 
+def _cmd_index(args: argparse.Namespace) -> int:
+    from nwbstore.catalog import index
+
+    report = index(args.url, output=args.output, storage_options=_storage_options(args))
+    print(report)
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from nwbstore.demo import run_demo
 
@@ -393,6 +402,17 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("links", help="list links and references; exit 1 if any is broken")
     add_source(p)
     p.set_defaults(func=_cmd_links)
+
+    p = sub.add_parser(
+        "index",
+        help="write the metadata catalog of a remote HDF5 file (URL.nwbcat) for fast opens",
+    )
+    p.add_argument("url", help="an HDF5 file on S3 or HTTPS (s3://bucket/session.nwb)")
+    p.add_argument(
+        "--output", "-o", help="where to write the catalog (path or URL; default: URL.nwbcat)"
+    )
+    add_remote(p)
+    p.set_defaults(func=_cmd_index)
 
     p = sub.add_parser("demo", help="run the embedded example")
     p.add_argument("--workdir", help="where to write the example files (default: a temp dir)")

@@ -12,6 +12,7 @@ __all__ = [
     "BucketNotFoundError",
     "CodecTranscodedWarning",
     "ContainsNodeError",
+    "CorruptCatalogError",
     "CorruptChunkError",
     "CorruptStoreError",
     "CreateOutcomeUnknownError",
@@ -199,6 +200,14 @@ class CorruptStoreError(NwbStoreError, OSError):
 
 class CorruptChunkError(CorruptStoreError):
     """A stored chunk could not be read or decoded."""
+
+
+class CorruptCatalogError(CorruptStoreError):
+    """A metadata catalog file (``.nwbcat``) is damaged or of an unknown format or version.
+
+    Raised for a catalog the caller named (``catalog=path``); a damaged cache entry or
+    sidecar is only ignored (a debug log), since the file can be read without it.
+    """
 
 
 class IncompleteStoreError(NwbStoreError, OSError):

@@ -7,7 +7,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from nwbstore.backends.registry import detect_backend, get_backend
-from nwbstore.errors import IncompleteStoreError, NwbStoreError, UnknownFormatError
+from nwbstore.errors import (
+    IncompleteStoreError,
+    NwbStoreError,
+    SettingsError,
+    UnknownFormatError,
+)
 from nwbstore.nodes import (
     INCOMPLETE_ATTR,
     Attributes,
@@ -36,6 +41,7 @@ def open(
     allow_incomplete: bool = False,
     allow_pickle: bool = False,
     concurrency: int | None = None,
+    catalog: bool | str | os.PathLike[str] = True,
 ) -> Store:
     """Open an HDF5 file or a Zarr store, local or remote.
 
@@ -76,6 +82,14 @@ def open(
         dataset (default 16), and the size of the connection pool of a remote store
         (``config_kwargs["max_pool_connections"]`` in s3fs's options, unless
         ``storage_options`` sets it). No effect on local files and ``memory://``.
+    catalog
+        Remote HDF5 only: the metadata catalog (the byte spans h5py read, validated by the
+        object's ETag). True (default): use and update the local cache
+        (``$NWBSTORE_CACHE_DIR``, else ``~/.cache/nwbstore/catalogs``), else the sidecar
+        ``<url>.nwbcat`` written by ``nwbstore index``; a warm open is one request (none within
+        ``NWBSTORE_CATALOG_TTL`` seconds, default 60). False: no catalog, nothing cached. A
+        path or URL: read that catalog file (``CorruptCatalogError`` if it is damaged; ignored
+        with a logged warning if it belongs to another version of the object).
 
     Returns
     -------
@@ -114,11 +128,17 @@ def open(
         url_s, mode, format=format, driver=driver, storage_options=storage_options
     )
     cls = get_backend(backend)
+    catalog_option = _catalog_option(catalog)
+    if backend != "hdf5-remote" and not isinstance(catalog_option, bool):
+        raise SettingsError(
+            f"catalog={catalog_option!r} applies to remote HDF5 files (s3://, https://) and "
+            f"{url_s} is {backend}: drop the option"
+        )
     options: dict[str, Any] = {"storage_options": dict(storage_options or {})}
     if backend.startswith("hdf5"):
         options.update(driver=driver, memb_size=memb_size)
         if backend == "hdf5-remote":
-            options.update(concurrency=concurrency)
+            options.update(concurrency=concurrency, catalog=catalog_option)
     elif driver is not None:
         raise UnknownFormatError(f"driver={driver!r} applies to HDF5 files, and {url_s} is Zarr")
     else:
@@ -132,6 +152,17 @@ def open(
             "with allow_incomplete=True to look inside."
         )
     return store
+
+
+def _catalog_option(catalog: Any) -> bool | str:
+    if isinstance(catalog, bool):
+        return catalog
+    if isinstance(catalog, str | os.PathLike):
+        return os.fspath(catalog)
+    raise SettingsError(
+        f"catalog={catalog!r} must be True (local cache), False (no catalog) or the path or "
+        "URL of a catalog file written by `nwbstore index`"
+    )
 
 
 def _is_incomplete(store: Store) -> bool:

@@ -11,6 +11,18 @@ from typing import Any
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def catalog_cache_dir(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Any:
+    """Point the metadata catalog cache (``NWBSTORE_CACHE_DIR``) at a fresh temporary
+    directory for every test: the suite never writes to the real home, and no test sees
+    another's cached catalogs."""
+    path = tmp_path_factory.mktemp("nwbstore-cache")
+    monkeypatch.setenv("NWBSTORE_CACHE_DIR", str(path))
+    return path
+
+
 @dataclass(frozen=True)
 class S3Server:
     """Where the loopback S3 server listens and how to reach it."""

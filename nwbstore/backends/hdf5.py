@@ -25,11 +25,17 @@ from typing import Any
 import h5py
 import hdf5plugin  # noqa: F401 - registers the plugin filters with HDF5
 
+from nwbstore.backends._catalog import (
+    Catalog,
+    CatalogSession,
+    check_catalog_option,
+    open_with_catalog,
+)
 from nwbstore.backends._chunk_index import ChunkIndex, index_problem
 from nwbstore.backends._damage import corrupt_hdf5
 from nwbstore.backends._gc_pause import GcPausedFile
 from nwbstore.backends._hdf5_nodes import HDF5Dataset, HDF5Group
-from nwbstore.backends._remote import S3_PROTOCOLS, probe_info
+from nwbstore.backends._remote import S3_PROTOCOLS, endpoint_of, probe_info
 from nwbstore.backends._remote_chunks import (
     DEFAULT_CONCURRENCY,
     RemoteChunkReader,
@@ -86,6 +92,7 @@ class HDF5Store(Store):
         fileobj: Any = None,
         memb_size: int | None = None,
         remote: RemoteObject | None = None,
+        catalog: CatalogSession | None = None,
     ) -> None:
         super().__init__(url, mode)
         self.backend = backend
@@ -96,6 +103,7 @@ class HDF5Store(Store):
         self._remote = remote
         self._readers: dict[str, RemoteChunkReader | None] = {}
         self._readers_lock = threading.Lock()
+        self._catalog = catalog
 
     def _check_writable(self, action: str) -> None:
         if self.backend == "hdf5-remote" and not self.closed:  # no mode makes it writable
@@ -119,6 +127,7 @@ class HDF5Store(Store):
         driver: str | None = None,
         memb_size: int | None = None,
         concurrency: int | None = None,
+        catalog: bool | str = True,
     ) -> HDF5Store:
         """Open ``url`` as the registry backend ``backend`` (``hdf5``, ``hdf5-family``,
         ``hdf5-remote``).
@@ -137,7 +146,9 @@ class HDF5Store(Store):
             Bad ``driver``/``memb_size``/family pattern.
         """
         if backend == "hdf5-remote":
-            return cls._open_remote(url, mode, storage_options, driver, memb_size, concurrency)
+            return cls._open_remote(
+                url, mode, storage_options, driver, memb_size, concurrency, catalog
+            )
         path = os.path.expanduser(split_protocol(url)[1])
         if backend == "hdf5-family" or driver == "family":
             return cls._open_family(url, path, mode, memb_size)
@@ -195,6 +206,7 @@ class HDF5Store(Store):
         driver: str | None,
         memb_size: int | None,
         concurrency: int | None = None,
+        catalog: bool | str = True,
     ) -> HDF5Store:
         if mode != "r":
             raise ReadOnlyError(
@@ -210,13 +222,7 @@ class HDF5Store(Store):
         import fsspec
 
         options = dict(storage_options or {})
-        # one quick request first: a missing s3fs, an unreachable endpoint or a missing bucket
-        # or key is reported at once, not after botocore's retries
-        info = probe_info(url, options)
-        if info is None:
-            raise StoreNotFoundError(
-                f"{url} does not exist (check the bucket, the key and storage_options)"
-            )
+        use_catalog = check_catalog_option(url, catalog)
         slots = concurrency or DEFAULT_CONCURRENCY
         if split_protocol(url)[0] in S3_PROTOCOLS:
             options = s3_pool_options(options, slots)  # a connection per range GET in flight
@@ -226,12 +232,29 @@ class HDF5Store(Store):
             open_kwargs["block_size"] = REMOTE_BLOCK_SIZE
         if "default_cache_type" not in options:
             open_kwargs["cache_type"] = REMOTE_CACHE_TYPE
+        # one quick request first (the probe): a missing s3fs, an unreachable endpoint or a
+        # missing bucket or key is reported at once, not after botocore's retries. A valid
+        # metadata catalog makes h5py's reads of metadata need no request (see _catalog).
         try:
-            fileobj = _open_fileobj(fs, path, info, open_kwargs)
-        except FileNotFoundError:
+            opened = open_with_catalog(
+                url,
+                fs=fs,
+                path=path,
+                storage_options=options,
+                catalog=use_catalog,
+                endpoint=endpoint_of(options) if url.startswith(("s3://", "s3a://")) else "",
+                probe=lambda: probe_info(url, options),
+                open_file=lambda info: _open_fileobj(fs, path, info, open_kwargs),
+            )
+        except FileNotFoundError as err:
+            if isinstance(err, StoreNotFoundError):
+                raise
+            opened = None
+        if opened is None or opened.info is None:
             raise StoreNotFoundError(
                 f"{url} does not exist (check the bucket, the key and storage_options)"
-            ) from None
+            )
+        info, fileobj = opened.info, opened.fileobj
         fileobj = GcPausedFile(fileobj)  # no deadlock of h5py's lock and fsspec's loop
         try:
             h5 = h5py.File(fileobj, "r")
@@ -252,7 +275,15 @@ class HDF5Store(Store):
                 concurrency=slots,
             )
         )
-        return cls(url, mode, h5, backend="hdf5-remote", fileobj=fileobj, remote=remote)
+        return cls(
+            url,
+            mode,
+            h5,
+            backend="hdf5-remote",
+            fileobj=fileobj,
+            remote=remote,
+            catalog=opened.session,
+        )
 
     # -- Store interface ------------------------------------------------------------------
 
@@ -273,6 +304,13 @@ class HDF5Store(Store):
     def remote(self) -> RemoteObject | None:
         """The remote object behind an ``hdf5-remote`` store (None for local files)."""
         return self._remote
+
+    @property
+    def catalog(self) -> Catalog | None:
+        """The metadata catalog of an ``hdf5-remote`` store: every byte span h5py has read
+        so far, with the object's ETag and size (None for local files, ``catalog=False``, or
+        a server that gave no ETag). See ``nwbstore index``."""
+        return None if self._catalog is None else self._catalog.snapshot()
 
     def chunk_reader(self, dataset: h5py.Dataset) -> RemoteChunkReader | None:
         """The remote chunk reader of ``dataset``, or None where h5py must read it.
@@ -324,6 +362,8 @@ class HDF5Store(Store):
         try:
             self._file.close()
         finally:
+            if self._catalog is not None:
+                self._catalog.close()  # saves new spans to the local cache
             if self._fileobj is not None:
                 self._fileobj.close()
             if self._remote is not None:
