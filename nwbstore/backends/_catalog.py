@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import gc
 import hashlib
 import json
 import logging
@@ -370,12 +371,29 @@ class CatalogFile:
             self.hits += 1
             return hit
         self.misses += 1
-        self._inner.seek(offset)
-        data = bytes(self._inner.read(size))
+        data = _read_without_gc(self._inner, offset, size)
         if self._record and len(data) == size and size <= MAX_RECORDED_READ:
             self._spans.add(offset, data)
             self.changed = True
         return data
+
+
+def _read_without_gc(inner: Any, offset: int, size: int) -> bytes:
+    """``inner``'s bytes at ``offset`` with the garbage collector paused.
+
+    h5py calls the file object while it holds its global lock; fsspec then runs the request
+    in its event-loop thread. A collection started there can free h5py objects, and freeing
+    them needs that lock: both threads wait forever (seen in the tests, at random points of
+    s3fs's code). Pausing collection for the request's duration removes the cycle.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        inner.seek(offset)
+        return bytes(inner.read(size))
+    finally:
+        if enabled:
+            gc.enable()
 
 
 # -- the local cache ---------------------------------------------------------------------------
@@ -617,9 +635,10 @@ def open_with_catalog(
         return CatalogOpen(info, None if info is None else open_file(info))
     if isinstance(catalog, str):
         return _open_explicit(url, catalog, storage_options, probe, open_file)
+    ttl = catalog_ttl()
     local = cache_path(url, endpoint)
     cached = _read_cached(local)
-    if cached is not None and time.time() - cached.validated < catalog_ttl():
+    if cached is not None and time.time() - cached.validated < ttl:
         # validated moments ago: no request at all (a change since is caught by IfMatch)
         info = {"size": cached.size, "ETag": cached.etag}
         logger.debug("catalog of %s from %s, within its TTL: no probe", url, local)
