@@ -35,7 +35,7 @@ from nwbstore.backends._chunk_index import ChunkIndex, index_problem
 from nwbstore.backends._damage import corrupt_hdf5
 from nwbstore.backends._gc_pause import GcPausedFile
 from nwbstore.backends._hdf5_nodes import HDF5Dataset, HDF5Group
-from nwbstore.backends._remote import S3_PROTOCOLS, endpoint_of, probe_info
+from nwbstore.backends._remote import S3_PROTOCOLS, endpoint_of, probe_filesystem, probe_info
 from nwbstore.backends._remote_chunks import (
     DEFAULT_CONCURRENCY,
     RemoteChunkReader,
@@ -223,6 +223,9 @@ class HDF5Store(Store):
 
         options = dict(storage_options or {})
         use_catalog = check_catalog_option(url, catalog)
+        if "::" not in url:
+            # a missing s3fs (or other fsspec implementation) is named with its extra at once
+            probe_filesystem(split_protocol(url)[0], options)
         slots = concurrency or DEFAULT_CONCURRENCY
         if split_protocol(url)[0] in S3_PROTOCOLS:
             options = s3_pool_options(options, slots)  # a connection per range GET in flight
