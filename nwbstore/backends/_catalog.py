@@ -11,7 +11,7 @@ catalog only spares the requests, so every HDF5 feature h5py reads keeps working
 
 A catalog is trusted only for the object it was made from: its ETag and size must equal the
 object's. A local cache entry validated less than ``NWBSTORE_CATALOG_TTL`` seconds ago (default
-60) is used without asking the server; otherwise the open's probe (one HEAD) validates it.
+0: never) is used without asking the server; otherwise the open's probe (one HEAD) validates it.
 
 File format (no pickle): one line of JSON, then the spans' bytes concatenated in order::
 
@@ -67,7 +67,7 @@ SIDECAR_SUFFIX = ".nwbcat"
 CACHE_DIR_ENV = "NWBSTORE_CACHE_DIR"
 TTL_ENV = "NWBSTORE_CATALOG_TTL"
 #: Seconds a validated local cache entry is used without asking the server.
-DEFAULT_TTL = 60.0
+DEFAULT_TTL = 0.0  # always validated by the open's probe; a longer TTL trusts a cache unasked
 #: Longest header line accepted (a header lists every span: ~20 bytes each).
 _MAX_HEADER = 64 * 2**20
 
