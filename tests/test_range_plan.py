@@ -89,3 +89,20 @@ def test_random_plans_cover_everything() -> None:
         assert [r.start for r in plan] == sorted(r.start for r in plan)
         for r in plan:
             assert len(r.members) == 1 or r.size <= MAX_REQUEST
+
+
+def test_spread_request_size_cuts_a_big_read_into_concurrent_requests() -> None:
+    from nwbstore.backends._range_plan import MIN_SPREAD_REQUEST, spread_request_size
+
+    mib = 2**20
+    # 64 MiB over 16 requests: 4 MiB each, and the plan of 1 MiB neighbours follows the cap
+    assert spread_request_size(64 * mib, 16) == 4 * mib
+    offsets = [i * mib for i in range(64)]
+    plan = plan_ranges(offsets, [mib] * 64, max_request=spread_request_size(64 * mib, 16))
+    assert len(plan) == 16 and all(r.size == 4 * mib for r in plan)
+    # small reads are not cut below the floor; huge reads not above MAX_REQUEST
+    assert spread_request_size(3 * mib, 16) == MIN_SPREAD_REQUEST
+    assert spread_request_size(10_000 * mib, 16) == MAX_REQUEST
+    assert spread_request_size(0, 1) == MIN_SPREAD_REQUEST
+    with pytest.raises(ValueError, match="concurrency"):
+        spread_request_size(mib, 0)

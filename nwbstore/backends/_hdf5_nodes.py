@@ -181,10 +181,12 @@ class HDF5Dataset(Dataset):
         return DatasetSettings.from_hdf5(self._ds)
 
     def _read(self, selection: Any) -> Any:
+        store: HDF5Store = self.store  # type: ignore[assignment]
+        if store.backend == "hdf5-remote":
+            self._check_remote_readable()
         dt = self._ds.dtype
         if dt.names is None and dt.kind == "O" and (dt.metadata or {}).get("vlen") in (str, bytes):
             return self._ds.asstr(errors="surrogateescape")[selection]
-        store: HDF5Store = self.store  # type: ignore[assignment]
         reader = store.chunk_reader(self._ds) if store.remote is not None else None
         if reader is not None:
             try:
@@ -194,6 +196,25 @@ class HDF5Dataset(Dataset):
             except RemoteRangeError as err:
                 store.disable_chunk_reads(err)
         return decode_value(self._ds[selection], dt, self._ds.file)
+
+    def _check_remote_readable(self) -> None:
+        """Refuse what a remote file cannot give right: data stored in other files.
+
+        A virtual dataset's sources and external storage's raw files are named by paths that
+        HDF5 resolves on this machine, not next to the remote file: it would read a local
+        file of that name, or fill values, and return wrong data without an error.
+        """
+        if self._ds.is_virtual:
+            what = "a virtual dataset (its data lives in source files HDF5 looks for locally)"
+        elif self._ds.external:
+            what = "stored in external raw files (HDF5 looks for them locally)"
+        else:
+            return
+        raise UnsupportedOperationError(
+            f"dataset {self.name!r} in {self.store.url} is {what}: nwbstore does not read it "
+            "remotely, since the values would not come from the remote files. Download the "
+            "file together with the files it names and open the local copy"
+        )
 
     def _write(self, selection: Any, value: Any) -> None:
         where = f"dataset {self.name!r} in {self.store.url}"

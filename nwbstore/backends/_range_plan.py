@@ -14,13 +14,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["MAX_GAP", "MAX_REQUEST", "RangeRequest", "plan_ranges"]
+__all__ = [
+    "MAX_GAP",
+    "MAX_REQUEST",
+    "MIN_SPREAD_REQUEST",
+    "RangeRequest",
+    "plan_ranges",
+    "spread_request_size",
+]
 
 #: Bytes between two chunks that are fetched anyway to save a request (64 KiB).
 MAX_GAP = 64 * 2**10
 #: Largest request the plan builds from several chunks (16 MiB). A single chunk larger than
 #: this is one request of its own.
 MAX_REQUEST = 16 * 2**20
+#: Smallest request size :func:`spread_request_size` cuts a big read into (2 MiB): below it,
+#: a request's round trip costs more than its transfer saves.
+MIN_SPREAD_REQUEST = 2 * 2**20
 
 
 @dataclass(frozen=True)
@@ -99,3 +109,37 @@ def plan_ranges(
     if members:
         plan.append(RangeRequest(start, end, tuple(members)))
     return plan
+
+
+def spread_request_size(
+    total_bytes: int,
+    concurrency: int,
+    *,
+    max_request: int = MAX_REQUEST,
+    min_request: int = MIN_SPREAD_REQUEST,
+) -> int:
+    """The request cap that spreads a read of ``total_bytes`` over ``concurrency`` requests.
+
+    One 16 MiB request of neighbouring chunks is one transfer at one connection's speed; cut
+    into ``concurrency`` requests it runs in parallel and finishes sooner on any link whose
+    per-connection bandwidth is the limit (S3, HTTPS). The cap is never below ``min_request``
+    (small requests cost their round trip) nor above ``max_request``.
+
+    Parameters
+    ----------
+    total_bytes
+        Stored bytes of the chunks the read needs.
+    concurrency
+        Requests the reader keeps in flight.
+    max_request, min_request
+        Bounds of the returned cap.
+
+    Returns
+    -------
+    int
+        The ``max_request`` to pass to :func:`plan_ranges`.
+    """
+    if concurrency < 1:
+        raise ValueError(f"concurrency={concurrency!r} must be a positive integer")
+    share = -(-max(total_bytes, 0) // concurrency)  # ceiling division
+    return max(min(share, max_request), min(min_request, max_request))

@@ -6,7 +6,9 @@ lock) on the hot path:
 1. the chunks the selection touches are looked up in the dataset's
    :class:`~nwbstore.backends._chunk_index.ChunkIndex`;
 2. their byte ranges are planned into requests (:func:`~nwbstore.backends._range_plan.
-   plan_ranges`: neighbours a few KiB apart share a request, a request is capped at 16 MiB);
+   plan_ranges`: neighbours a few KiB apart share a request; a request is capped at
+   :func:`~nwbstore.backends._range_plan.spread_request_size`, 2-16 MiB, so that a big read
+   is cut into about ``concurrency`` requests that transfer in parallel);
 3. the requests run concurrently on fsspec's event loop, at most ``concurrency`` in flight.
    On S3 each is a ``GetObject`` with ``Range`` and ``IfMatch`` (the ETag seen at open), so a
    changed object fails with :class:`~nwbstore.errors.RemoteObjectChangedError` instead of
@@ -37,7 +39,13 @@ import numpy as np
 
 from nwbstore.backends._chunk_decode import FletcherMismatch, pipeline_decoder, unsupported_filter
 from nwbstore.backends._chunk_index import ChunkIndex
-from nwbstore.backends._range_plan import MAX_GAP, MAX_REQUEST, RangeRequest, plan_ranges
+from nwbstore.backends._range_plan import (
+    MAX_GAP,
+    MAX_REQUEST,
+    RangeRequest,
+    plan_ranges,
+    spread_request_size,
+)
 from nwbstore.errors import CorruptChunkError, RemoteObjectChangedError, RemoteRangeError
 
 __all__ = [
@@ -266,11 +274,14 @@ class RemoteChunkReader:
         if not wanted:
             return
         positions = np.array([p for _, p in wanted], dtype=np.int64)
+        sizes = index.sizes[positions]
         plan = plan_ranges(
             index.offsets[positions],
-            index.sizes[positions],
+            sizes,
             max_gap=self.max_gap,
-            max_request=self.max_request,
+            max_request=spread_request_size(
+                int(sizes.sum()), self.concurrency, max_request=self.max_request
+            ),
         )
 
         def place(request: RangeRequest, data: bytes, member: int) -> None:

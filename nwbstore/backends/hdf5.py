@@ -35,6 +35,7 @@ from nwbstore.backends._chunk_index import ChunkIndex, index_problem
 from nwbstore.backends._damage import corrupt_hdf5
 from nwbstore.backends._gc_pause import GcPausedFile
 from nwbstore.backends._hdf5_nodes import HDF5Dataset, HDF5Group
+from nwbstore.backends._metadata_cache import CACHE_NAME, DEFAULT_BLOCK_SIZE, prefetch_metadata
 from nwbstore.backends._remote import S3_PROTOCOLS, endpoint_of, probe_filesystem, probe_info
 from nwbstore.backends._remote_chunks import (
     DEFAULT_CONCURRENCY,
@@ -58,9 +59,10 @@ __all__ = ["HDF5Dataset", "HDF5Group", "HDF5Store"]
 #: h5py drivers accepted for local files besides ``family``.
 LOCAL_DRIVERS = ("sec2", "core", "stdio")
 #: fsspec read settings for remote files: HDF5 reads small scattered metadata blocks, so a
-#: block cache of moderate blocks beats the default large read-ahead.
-REMOTE_BLOCK_SIZE = 2 * 2**20
-REMOTE_CACHE_TYPE = "blockcache"
+#: cache of small blocks, a read's missing blocks in one request, beats the default large
+#: read-ahead (see :mod:`nwbstore.backends._metadata_cache`).
+REMOTE_BLOCK_SIZE = DEFAULT_BLOCK_SIZE
+REMOTE_CACHE_TYPE = CACHE_NAME
 #: ``H5F_FAMILY_DEFAULT``: member size 0 makes HDF5 use the size saved in the superblock.
 _FAMILY_SIZE_FROM_FILE = 0
 _FAMILY_PATTERN = re.compile(r"%0?\d*d")
@@ -238,6 +240,12 @@ class HDF5Store(Store):
         # one quick request first (the probe): a missing s3fs, an unreachable endpoint or a
         # missing bucket or key is reported at once, not after botocore's retries. A valid
         # metadata catalog makes h5py's reads of metadata need no request (see _catalog).
+        raw_files: list[Any] = []
+
+        def open_file(info: Mapping[str, Any]) -> Any:
+            raw_files.append(_open_fileobj(fs, path, info, open_kwargs))
+            return raw_files[-1]
+
         try:
             opened = open_with_catalog(
                 url,
@@ -247,7 +255,7 @@ class HDF5Store(Store):
                 catalog=use_catalog,
                 endpoint=endpoint_of(options) if url.startswith(("s3://", "s3a://")) else "",
                 probe=lambda: probe_info(url, options),
-                open_file=lambda info: _open_fileobj(fs, path, info, open_kwargs),
+                open_file=open_file,
             )
         except FileNotFoundError as err:
             if isinstance(err, StoreNotFoundError):
@@ -258,6 +266,8 @@ class HDF5Store(Store):
                 f"{url} does not exist (check the bucket, the key and storage_options)"
             )
         info, fileobj = opened.info, opened.fileobj
+        if raw_files and (opened.session is None or opened.session.source is None):
+            prefetch_metadata(raw_files[0])  # a cold open: superblock and file end, one round
         fileobj = GcPausedFile(fileobj)  # no deadlock of h5py's lock and fsspec's loop
         try:
             h5 = h5py.File(fileobj, "r")
