@@ -11,8 +11,6 @@ by a ``GenericDataChunkIterator`` (written buffer by buffer, each chunk PUT once
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -60,35 +58,11 @@ def build_nwbfile(series: int) -> NWBFile:
 
 
 def main(series: int) -> None:
-    import boto3
-    from moto.server import ThreadedMotoServer
+    from nwbstore.testing.loopback_s3 import loopback_s3
 
-    from nwbstore.testing.s3proxy import S3Proxy
-
-    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        os.environ.setdefault(var, "testing")
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the server's request log
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    proxy = S3Proxy(f"http://{host}:{port}").start()
-    try:
-        options = {
-            "endpoint_url": proxy.endpoint_url,
-            "key": "testing",
-            "secret": "testing",
-            "client_kwargs": {"region_name": "us-east-1"},
-        }
-        boto3.client(
-            "s3",
-            endpoint_url=proxy.endpoint_url,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            region_name="us-east-1",
-        ).create_bucket(Bucket="example")
-        url = "s3://example/session.nwb.zarr"
-
-        proxy.reset()
+    with loopback_s3("example") as s3:
+        proxy, options = s3.proxy, s3.storage_options
+        url = s3.url("session.nwb.zarr")
         report = nwbstore.nwb.write(build_nwbfile(series), url, storage_options=options)
         requests = proxy.total
         import s3fs
@@ -103,9 +77,6 @@ def main(series: int) -> None:
             recording = nwbfile.acquisition["recording"].data
             print(f"opened with {opened} requests: {len(nwbfile.acquisition)} series")
             print(f"recording {recording.shape} {recording.dtype}, sample 100: {recording[100, 0]}")
-    finally:
-        proxy.stop()
-        server.stop()
 
 
 def _parser() -> argparse.ArgumentParser:

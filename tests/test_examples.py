@@ -359,3 +359,21 @@ def test_xarray_open(tmp_path: Path) -> None:
     assert f"spikes per unit {np.diff(index, prepend=0).tolist()}" in out
     assert "Zarr tree: 53 groups" in out
     assert "speed: dims ('time',), time from timestamps: 200" in out
+
+
+def test_remote_read() -> None:
+    """Remote reads cost what the docs say; the slice equals h5py's read of the local file."""
+    import re
+
+    out = run(str(EXAMPLES / "remote_read.py"), "--latency-ms", "5").stdout
+    cold = re.search(r"cold open \+ walk of (\d+) nodes: (\d+) requests in (\d+) rounds", out)
+    assert cold is not None, out
+    assert int(cold[1]) > 100 and int(cold[3]) <= 6
+    remote_sum = re.search(r"10 ms of channels 3 and 7, sum (-?\d+): 1 requests in 1 rounds", out)
+    local_sum = re.search(r"local h5py: sum (-?\d+)", out)
+    assert remote_sum is not None and local_sum is not None, out
+    assert remote_sum[1] == local_sum[1]
+    assert "warm open + walk (catalog cached): 1 requests in 1 rounds, 0.00 MB" in out
+    other = re.search(r"another user's first open \+ walk .*: (\d+) requests", out)
+    assert other is not None and int(other[1]) == 2, out
+    assert "xarray open_dataset: dims ('time', 'channel')" in out
