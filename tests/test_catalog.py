@@ -475,3 +475,26 @@ def test_no_etag_is_never_cached(tmp_path: Path) -> None:
         open_file=lambda info: inner,
     )
     assert opened.fileobj is inner and opened.session is None
+
+
+def test_two_readers_closing_keep_both_readers_spans(
+    counting_s3: Any, rich_files: tuple[Path, Path], ttl: Any
+) -> None:
+    """A reader that saw less must not replace the cached spans of one that saw more."""
+    local, _ = rich_files
+    url = _upload(counting_s3, local, "rich-two-readers.nwb")
+    opts = counting_s3.storage_options
+    ttl(0)
+    walker = nwbstore.open(url, storage_options=opts)
+    glancer = nwbstore.open(url, storage_options=opts)  # cold too: nothing cached yet
+    walk_metadata(walker)
+    walker.close()
+    glancer.close()  # saw only the root: closing it last must not drop the walk's spans
+
+    [cached] = [p for p in _cached() if Catalog.loads(p.read_bytes()).url == url]
+    counting_s3.reset()
+    with nwbstore.open(url, storage_options=opts) as store:
+        walk_metadata(store)
+        assert dict(counting_s3.counts) == {"HEAD": 1}
+        _check_values(store, local)
+    assert cached.exists()

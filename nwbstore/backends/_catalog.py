@@ -547,6 +547,7 @@ class CatalogSession:
         catalog = self.snapshot()
         if catalog is None or not catalog.spans:
             return
+        catalog = self._merged_with_cache(catalog)
         try:
             _write_local(self._save_to, catalog.dumps())
         except OSError as err:  # a cache that cannot be written costs requests, nothing else
@@ -559,6 +560,22 @@ class CatalogSession:
             len(catalog.spans),
             catalog.nbytes,
         )
+
+    def _merged_with_cache(self, catalog: Catalog) -> Catalog:
+        """``catalog`` plus the spans another reader cached for the same object version.
+
+        Without this, a reader that touched other objects would replace the cache with only
+        its own spans and the next open would fetch the first reader's metadata again.
+        """
+        assert self._save_to is not None
+        cached = _read_cached(self._save_to)
+        if cached is None or not cached.matches(catalog.etag, catalog.size):
+            return catalog
+        spans = _Spans(cached.spans)
+        for offset, data in catalog.spans:
+            spans.add(offset, data)
+        created = min(cached.created, catalog.created)
+        return Catalog(catalog.url, catalog.etag, catalog.size, spans.items(), created=created)
 
 
 @dataclass
