@@ -45,6 +45,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_convert.py --size-mb 750 3000 --repeat 3
 	$(PY) benchmarks/bench_s3.py --latencies 0,0.025 --ephys-mb 200 --stream-gb 2 --repeat 3
 	$(PY) benchmarks/bench_nwb_write.py --latencies 0,0.025 --series-gb 0.25 2 --repeat 3
+	$(PY) benchmarks/bench_remote.py --size 200 --latencies 0 0.025 --repeat 3
+	$(PY) benchmarks/bench_remote.py --size 200 --latencies 0.025 --bandwidth 100 --repeat 3
 
 clean:
 	rm -rf $(VENV) site .pytest_cache .mypy_cache .ruff_cache

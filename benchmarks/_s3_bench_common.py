@@ -1,13 +1,16 @@
 """What the S3 benchmarks share: servers, the job launcher, running and measuring one job.
 
-``bench_s3.py`` and ``bench_nwb_write.py`` start moto's S3 server and the counting proxy
-(``nwbstore.testing.s3proxy``) each in its own process, start every job in a child process
-of its own through ``s3_launcher.py`` (peak RSS from ``os.wait4``), count the job's requests
-on the proxy and list what it stored on moto directly, past the proxy.
+``bench_s3.py``, ``bench_nwb_write.py`` and ``bench_remote.py`` start moto's S3 server and the
+counting proxy (``nwbstore.testing.s3proxy``) each in its own process, start every job in a
+child process of its own through ``s3_launcher.py`` (peak RSS from ``os.wait4``), count the
+job's requests on the proxy and list what it stored on moto directly, past the proxy. The job
+scripts (``s3_jobs.py``, ``nwb_write_jobs.py``, ``remote_read_jobs.py``) share
+:func:`job_main`: a job name and options in, a JSON result out.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -18,7 +21,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,22 +91,22 @@ def moto_server() -> Iterator[str]:
 
 
 class Proxy:
-    """The counting proxy in its own process (``python -m nwbstore.testing.s3proxy``)."""
+    """The counting proxy in its own process (``python -m nwbstore.testing.s3proxy``).
 
-    def __init__(self, upstream: str, latency: float, work: Path) -> None:
+    ``latency`` is in seconds per request, ``bandwidth`` in bytes per second of each response
+    body (``None``: loopback speed).
+    """
+
+    def __init__(
+        self, upstream: str, latency: float, work: Path, *, bandwidth: float | None = None
+    ) -> None:
         port_file = work / f"proxy-{uuid.uuid4().hex[:8]}.port"
+        cmd = [sys.executable, "-m", "nwbstore.testing.s3proxy", "--upstream", upstream]
+        cmd += ["--latency", str(latency), "--port-file", str(port_file)]
+        if bandwidth:
+            cmd += ["--bandwidth", str(bandwidth)]
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "nwbstore.testing.s3proxy",
-                "--upstream",
-                upstream,
-                "--latency",
-                str(latency),
-                "--port-file",
-                str(port_file),
-            ],
+            cmd,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -152,10 +155,15 @@ class Launcher:
             text=True,
         )
 
-    def run(self, cmd: list[str], env: dict[str, str], stderr: Path) -> dict[str, Any]:
-        """Run ``cmd``; ``{"returncode", "seconds", "maxrss_kb"}``."""
+    def run(
+        self, cmd: list[str], env: dict[str, str], stderr: Path, *, timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Run ``cmd``; ``{"returncode", "seconds", "maxrss_kb", "timed_out"}``.
+
+        A job still running after ``timeout`` seconds is killed (``timed_out`` true).
+        """
         assert self.process.stdin is not None and self.process.stdout is not None
-        request = {"cmd": cmd, "env": env, "stderr": str(stderr)}
+        request = {"cmd": cmd, "env": env, "stderr": str(stderr), "timeout": timeout}
         self.process.stdin.write(json.dumps(request) + "\n")
         self.process.stdin.flush()
         return dict(json.loads(self.process.stdout.readline()))
@@ -194,6 +202,41 @@ def delete_prefix(client: Any, prefix: str) -> None:
         keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
         if keys:
             client.delete_objects(Bucket=BUCKET, Delete={"Objects": keys})
+
+
+# -- the job scripts' runner -------------------------------------------------------------------
+
+#: A job: the parsed options in, a JSON-ready result out.
+Job = Callable[[argparse.Namespace], dict[str, Any]]
+
+
+def job_main(
+    jobs: Mapping[str, Job],
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    *,
+    description: str,
+    endpoint_required: bool = True,
+    argv: list[str] | None = None,
+) -> None:
+    """Parse ``JOB --endpoint URL --out FILE [options]``, run the job, write its JSON result.
+
+    Every job script takes the job's name, ``--endpoint`` (the counting proxy; may be left
+    empty where ``endpoint_required`` is false, for jobs on local disk) and ``--out``;
+    ``add_arguments`` adds the script's own options.
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("job", choices=sorted(jobs))
+    parser.add_argument(
+        "--endpoint",
+        required=endpoint_required,
+        default="",
+        help="the S3 endpoint (the counting proxy)",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="where the JSON result goes")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    result = jobs[args.job](args)
+    args.out.write_text(json.dumps(result))
 
 
 # -- one job ---------------------------------------------------------------------------------

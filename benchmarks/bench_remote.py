@@ -11,9 +11,14 @@ proxy (``nwbstore.testing.s3proxy``, own process) at each ``--latencies`` value,
 ``units/spike_times``). Per phase: requests, sequential rounds (requests overlapping in time
 share a round), MB sent by the server, median time of ``--repeat`` runs. ``nwbstore-warm``
 runs with the metadata catalog its cold run cached (TTL 0: validated by one HEAD).
+``--bandwidth`` (MB/s) paces every response body at that rate, as a link slower than loopback
+would (each body on its own, like independent connections to S3). The table adds each
+method's total time over the phases and, at each latency, how many times faster the total and
+the ``open`` phase are than ``remfile`` + h5py.
 
 Run: ``python benchmarks/bench_remote.py`` (``--size 200`` by default); ``--size 50
---repeat 1`` for a quick one. Do not run big sizes on a shared machine.
+--repeat 1`` for a quick one; ``--latencies 0.025 --bandwidth 100`` for a far region over a
+100 MB/s link. Do not run big sizes on a shared machine.
 """
 
 from __future__ import annotations
@@ -170,14 +175,15 @@ def run_one(
         "NWBSTORE_CATALOG_TTL": "0",
     }
     proxy.reset()
-    done = launcher.run(cmd, env, err)
-    if done["returncode"] != 0:
+    done = launcher.run(cmd, env, err, timeout=args.timeout)
+    if done["returncode"] != 0 and not done["timed_out"]:
         tail = err.read_text(errors="replace").strip().splitlines()[-8:]
         raise SystemExit(f"job {job} failed:\n" + "\n".join(tail))
     requests = json.loads(proxy._ask("requests"))
-    result = json.loads(out.read_text())
+    result = json.loads(out.read_text()) if out.exists() else {}
     stats = _phase_stats(requests)
-    return {phase: {**result.get(phase, {}), **stats.get(phase, {})} for phase in PHASES}
+    hung = {"seconds": args.timeout, "error": f"hangs: killed after {args.timeout:g} s"}
+    return {phase: {**result.get(phase, hung), **stats.get(phase, {})} for phase in PHASES}
 
 
 def _upload_zarr(local: Path, moto_url: str) -> None:
@@ -189,6 +195,9 @@ def _upload_zarr(local: Path, moto_url: str) -> None:
 
 def _median_row(job: str, latency: float, runs: list[dict[str, Any]]) -> dict[str, Any]:
     row: dict[str, Any] = {"latency_ms": latency * 1000, "job": job}
+    done = [p for p in PHASES if "error" not in runs[-1][p]]
+    row["total_seconds"] = statistics.median(sum(r[p]["seconds"] for p in done) for r in runs)
+    row["total_phases"] = len(done)
     last = runs[-1]
     for phase in PHASES:
         got = last[phase]
@@ -223,7 +232,8 @@ def run_all(args: argparse.Namespace, work: Path) -> tuple[list[dict[str, Any]],
             moto.upload_file(str(local), BUCKET, KEY)
             _upload_zarr(local, moto_url)
             for latency in args.latencies:
-                proxy = Proxy(moto_url, latency, work)
+                bandwidth = args.bandwidth * MB if args.bandwidth else None
+                proxy = Proxy(moto_url, latency, work, bandwidth=bandwidth)
                 try:
                     for job in jobs:
                         runs = []
@@ -232,6 +242,8 @@ def run_all(args: argparse.Namespace, work: Path) -> tuple[list[dict[str, Any]],
                             if job == "nwbstore-warm":  # a cold run fills the catalog cache
                                 run_one("nwbstore", launcher, proxy, work, args, cache)
                             runs.append(run_one(job, launcher, proxy, work, args, cache))
+                            if _hung(runs[-1]):  # it will hang again: do not wait for it twice
+                                break
                         row = _median_row(job, latency, runs)
                         rows.append(row)
                         say(f"  {latency * 1000:4.0f} ms {job:16s} " + _brief(row))
@@ -240,7 +252,12 @@ def run_all(args: argparse.Namespace, work: Path) -> tuple[list[dict[str, Any]],
     finally:
         launcher.stop()
     _check_values(rows)
+    facts["bandwidth_mb_s"] = args.bandwidth
     return rows, facts
+
+
+def _hung(run: dict[str, Any]) -> bool:
+    return any(run[phase].get("error", "").startswith("hangs") for phase in PHASES)
 
 
 def _brief(row: dict[str, Any]) -> str:
@@ -251,7 +268,7 @@ def _brief(row: dict[str, Any]) -> str:
             parts.append(f"{phase} n/a")
         else:
             parts.append(f"{phase} {got['requests']}r/{got['rounds']}rd {got['seconds']:.2f}s")
-    return "  ".join(parts)
+    return "  ".join(parts) + f"  total {row['total_seconds']:.2f}s"
 
 
 def _check_values(rows: list[dict[str, Any]]) -> None:
@@ -269,20 +286,43 @@ def _cell(got: dict[str, Any]) -> str:
     return f"{got['requests']} / {got['rounds']} / {got['mb']:.2f} / {got['seconds']:.2f}"
 
 
+def _speedups(row: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """``total`` and ``open`` time of ``remfile`` at the row's latency over the row's."""
+    base = next(
+        (r for r in rows if r["job"] == "remfile" and r["latency_ms"] == row["latency_ms"]), None
+    )
+    if base is None or row["job"] == "remfile" or base["total_phases"] != row["total_phases"]:
+        return ""
+    total = base["total_seconds"] / row["total_seconds"]
+    if "error" in row["open"] or "error" in base["open"]:
+        return f"{total:.1f}x"
+    return f"{total:.1f}x / {base['open']['seconds'] / row['open']['seconds']:.1f}x"
+
+
 def table(rows: list[dict[str, Any]], facts: dict[str, Any]) -> str:
+    link = facts.get("bandwidth_mb_s")
     lines = [
         f"File: {facts['file_mb']:.1f} MB ({facts['rows']} rows x {CHANNELS} channels int16, "
         f"chunks {CHUNKS[0]} x {CHUNKS[1]}, gzip 4; {TRIALS} trials; {UNITS} units x "
         f"{SPIKES_PER_UNIT} spikes). Slice: rows {SLICE[0]}-{SLICE[1]} (1 s, 6 chunks, "
-        f"{facts['slice_chunk_mb']:.2f} MB stored). Cells: requests / rounds / MB / seconds.",
+        f"{facts['slice_chunk_mb']:.2f} MB stored). Link: "
+        + (f"{link:g} MB/s per response" if link else "loopback")
+        + ". Cells: requests / rounds / MB / seconds (median). Total: seconds over the phases"
+        " the method can do; vs remfile: remfile's total / this total, and the same for open.",
         "",
-        "| latency | method | " + " | ".join(PHASES) + " | slice bytes / chunk bytes |",
-        "|---|---|" + "---|" * len(PHASES) + "---|",
+        "| latency | method | "
+        + " | ".join(PHASES)
+        + " | total s | vs remfile (total / open) | slice bytes / chunk bytes |",
+        "|---|---|" + "---|" * len(PHASES) + "---|---|---|",
     ]
     for r in rows:
         ratio = f"{r['slice']['mb'] / facts['slice_chunk_mb']:.2f}x" if "mb" in r["slice"] else ""
         cells = " | ".join(_cell(r[p]) for p in PHASES)
-        lines.append(f"| {r['latency_ms']:.0f} ms | {r['job']} | {cells} | {ratio} |")
+        total = f"{r['total_seconds']:.2f}"
+        speedup = _speedups(r, rows)
+        lines.append(
+            f"| {r['latency_ms']:.0f} ms | {r['job']} | {cells} | {total} | {speedup} | {ratio} |"
+        )
     return "\n".join(lines)
 
 
@@ -292,6 +332,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latencies", type=float, nargs="+", default=[0.0, 0.025])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--bandwidth", type=float, default=None, help="MB/s of each response (default: loopback)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds before a job is killed as hung"
+    )
     parser.add_argument("--jobs", nargs="+", default=list(JOBS), choices=JOBS)
     parser.add_argument("--json", help="also write the rows to this JSON file")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")

@@ -23,7 +23,6 @@ bounded by the iterator's buffer, one second of 30 kHz data).
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 import warnings
@@ -32,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _s3_bench_common import Job, job_main
 from s3_jobs import BLOCK_ROWS, CHANNELS, ephys_block, storage_options, stream_rows
 
 #: Chunks of the iterator-fed series (30,000 rows x 64 channels, 3.84 MB) and its buffer: one
@@ -189,7 +189,7 @@ def job_pynwb(args: argparse.Namespace, nwbfile: Any) -> dict[str, Any]:
     return {"seconds": end - start, "write_seconds": written - start, "put_seconds": end - written}
 
 
-JOBS = {
+WRITERS = {
     "nwbstore-zarr": job_nwbstore,
     "nwbstore-hdf5": job_nwbstore,
     "hdmf": job_hdmf,
@@ -197,21 +197,31 @@ JOBS = {
 }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("job", choices=sorted(JOBS))
-    parser.add_argument("--endpoint", default="", help="the S3 endpoint (S3 destinations)")
+def _write(writer: Any) -> Job:
+    """A job: build the case's ``NWBFile`` (untimed), then write it with ``writer``."""
+
+    def job(args: argparse.Namespace) -> dict[str, Any]:
+        warnings.simplefilter("ignore")
+        nwbfile = small_nwbfile() if args.case == "small" else series_nwbfile(args.gb)
+        result: dict[str, Any] = writer(args, nwbfile)
+        if args.case == "series":
+            result["raw_bytes"] = stream_rows(args.gb) * CHANNELS * 2
+        return result
+
+    return job
+
+
+JOBS = {name: _write(writer) for name, writer in WRITERS.items()}
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dst", required=True, help="a local path or s3://bucket/key")
     parser.add_argument("--case", choices=("small", "series"), required=True)
     parser.add_argument("--gb", type=float, default=2.0, help="series size (case series)")
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
-    warnings.simplefilter("ignore")
-    nwbfile = small_nwbfile() if args.case == "small" else series_nwbfile(args.gb)
-    result = JOBS[args.job](args, nwbfile)
-    if args.case == "series":
-        result["raw_bytes"] = stream_rows(args.gb) * CHANNELS * 2
-    args.out.write_text(json.dumps(result))
+
+
+def main() -> None:
+    job_main(JOBS, _arguments, description=__doc__.splitlines()[0], endpoint_required=False)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ counting proxy at ``--endpoint`` in phases:
 Before each phase the job sends one ``HEAD`` for ``__phase__/<phase>``, so the parent can split
 the proxy's record of requests by phase. A phase a tool cannot do is recorded with its error
 (``"error"``), not hidden. The job writes ``{phase: {"seconds", "checksum" | "error"}}`` to
-``--out``; checksums let the parent check that every tool read the same values.
+``--out`` (again after each phase, so a job killed for taking too long still reports the
+phases it finished); checksums let the parent check that every tool read the same values.
 
 Jobs: ``nwbstore`` (``nwbstore.open``: remote chunk reader, metadata catalog cold: the cache
 directory is empty), ``nwbstore-warm`` (the same with the catalog the previous run cached),
@@ -36,6 +37,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from _s3_bench_common import Job, job_main
 
 DATA = "acquisition/ElectricalSeries/data"
 TRIALS = "intervals/trials"
@@ -92,11 +94,19 @@ class Run:
                 "seconds": time.perf_counter() - start,
                 "error": f"{type(err).__name__}: {first_line}",
             }
+            self._save()
             return None
         self.results[name] = {"seconds": time.perf_counter() - start}
         if name in ("slice", "table", "spikes"):
             self.results[name]["checksum"] = value
+        self._save()
         return value
+
+    def _save(self) -> None:
+        """The results so far, to ``--out`` (written whole, then renamed)."""
+        partial = self.args.out.with_name(self.args.out.name + ".partial")
+        partial.write_text(json.dumps(self.results))
+        partial.replace(self.args.out)
 
 
 # -- jobs over an h5py-like file ---------------------------------------------------------------
@@ -309,7 +319,7 @@ def job_zarr_hdmf(run: Run) -> None:
     run.phase("spikes", lambda: _checksum(group[SPIKES][...]))
 
 
-JOBS: dict[str, Callable[[Run], None]] = {
+READERS: dict[str, Callable[[Run], None]] = {
     "nwbstore": job_nwbstore,
     "nwbstore-warm": job_nwbstore_warm,
     "remfile": job_remfile,
@@ -322,20 +332,27 @@ JOBS: dict[str, Callable[[Run], None]] = {
 }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("job", choices=sorted(JOBS))
-    parser.add_argument("--endpoint", required=True)
-    parser.add_argument("--src", required=True)
-    parser.add_argument("--zarr-src", required=True)
-    parser.add_argument("--rows", type=int, nargs=2, required=True)
+def _as_job(reader: Callable[[Run], None]) -> Job:
+    """A job for :func:`job_main`: run ``reader``'s phases, return their results."""
+
+    def job(args: argparse.Namespace) -> dict[str, Any]:
+        run = Run(args)
+        reader(run)
+        return run.results
+
+    return job
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--src", required=True, help="s3://bucket/key of the HDF5 file")
+    parser.add_argument("--zarr-src", required=True, help="s3://bucket/key of its Zarr copy")
+    parser.add_argument("--rows", type=int, nargs=2, required=True, help="the slice's rows")
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--out", required=True)
-    args = parser.parse_args()
-    run = Run(args)
-    JOBS[args.job](run)
-    with open(args.out, "w") as f:
-        json.dump(run.results, f)
+
+
+def main() -> None:
+    jobs = {name: _as_job(reader) for name, reader in READERS.items()}
+    job_main(jobs, _arguments, description=__doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

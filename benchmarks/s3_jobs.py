@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 import resource
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _s3_bench_common import job_main
 
 #: The stream: 384-channel int16 ephys appended in blocks of 30,000 rows (1 s at 30 kHz).
 CHANNELS = 384
@@ -234,18 +234,15 @@ JOBS = {
 }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("job", choices=sorted(JOBS))
-    parser.add_argument("--endpoint", required=True)
+def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dst", required=True, help="s3://bucket/key of the result")
     parser.add_argument("--src", type=Path, nargs="*", default=[])
     parser.add_argument("--gb", type=float, default=2.0, help="stream size (stream, pipe)")
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
-    result = JOBS[args.job](args)
-    args.out.write_text(json.dumps(result))
+
+
+def main() -> None:
+    job_main(JOBS, _arguments, description=__doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

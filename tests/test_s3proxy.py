@@ -227,3 +227,69 @@ def test_stats_command(proxy: S3Proxy, s3_bucket: str) -> None:
         ("PUT", 0, f"/{s3_bucket}/a"),
         ("GET", 3, f"/{s3_bucket}/a"),
     ]
+
+
+def test_bandwidth_paces_each_body(s3_server: Any, s3_bucket: str) -> None:
+    import time
+
+    body = bytes(range(256)) * 1200  # 307,200 bytes: >= 0.3 s at 1 MB/s
+    with S3Proxy(s3_server.endpoint_url) as fast:
+        client = _client(fast)
+        client.put_object(Bucket=s3_bucket, Key="a", Body=body)
+        assert client.get_object(Bucket=s3_bucket, Key="a")["Body"].read() == body
+    with S3Proxy(s3_server.endpoint_url, bandwidth=1e6) as slow:
+        client = _client(slow)
+        began = time.monotonic()
+        assert client.get_object(Bucket=s3_bucket, Key="a")["Body"].read() == body
+        elapsed = time.monotonic() - began
+        client.head_object(Bucket=s3_bucket, Key="a")  # no body: not paced
+        get, head = slow.requests
+    assert elapsed >= 0.2
+    assert get.bytes_out == len(body) and get.end - get.start >= 0.2  # the paced transfer
+    # the paced end is never after the client has the whole body: still two rounds
+    assert get.end <= head.start and head.bytes_out == 0
+
+
+def test_bandwidth_checked_and_set_by_command(proxy: S3Proxy) -> None:
+    import io
+    import json
+
+    from nwbstore.testing.s3proxy import _serve_commands
+
+    assert proxy.bandwidth is None
+    with pytest.raises(ValueError, match="bandwidth"):
+        S3Proxy("http://127.0.0.1:1", bandwidth=-5)
+    out = io.StringIO()
+    _serve_commands(proxy, io.StringIO("bandwidth 2500000\n"), out)
+    assert out.getvalue() == "ok\n" and proxy.bandwidth == 2.5e6
+    out = io.StringIO()
+    _serve_commands(proxy, io.StringIO("bandwidth -1\nbandwidth none\n"), out)
+    error, ok = out.getvalue().splitlines()
+    assert "bandwidth" in json.loads(error)["error"] and ok == "ok"
+    assert proxy.bandwidth is None
+
+
+def test_a_body_the_client_abandons_is_recorded_as_sent(s3_server: Any, s3_bucket: str) -> None:
+    """A whole-object GET whose reader closes after the headers (remfile's size probe) counts
+    the bytes written before the close, not the whole object."""
+    import time
+
+    body = bytes(range(256)) * 4096  # 1 MiB: 1 s at 1 MB/s
+    with S3Proxy(s3_server.endpoint_url, bandwidth=1e6) as slow:
+        client = _client(slow)
+        client.put_object(Bucket=s3_bucket, Key="a", Body=body)
+        url = client.generate_presigned_url("get_object", Params={"Bucket": s3_bucket, "Key": "a"})
+        slow.reset()
+        split = urlsplit(url)
+        connection = http.client.HTTPConnection(split.hostname, split.port, timeout=10)
+        connection.request("GET", f"{split.path}?{split.query}")
+        response = connection.getresponse()
+        assert response.status == 200 and len(response.read(1000)) == 1000
+        connection.sock.shutdown(socket.SHUT_RDWR)
+        connection.close()
+        deadline = time.monotonic() + 5
+        while slow.requests[0].bytes_out == len(body) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (get,) = slow.requests
+    assert 1000 <= get.bytes_out < len(body) // 2
+    assert get.end - get.start < 0.6  # stopped when the client left, not 1 s later

@@ -6,6 +6,8 @@ port), forwards each request to an upstream S3 server (moto's ``ThreadedMotoServ
 test suite) and records it. It can also
 
 - wait ``latency`` seconds before forwarding (a far-away region on loopback),
+- send each response body at ``bandwidth`` bytes per second (a link slower than loopback;
+  each body is paced on its own, as over independent TCP connections to S3),
 - answer a chosen fraction of requests with ``503 SlowDown`` (or ``500 InternalError``,
   ``fail_status``) without forwarding them,
 - forward a chosen fraction but drop the connection half-way through the response body,
@@ -37,14 +39,15 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Collection, Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 __all__ = [
     "FAULT_CODES",
+    "PACE_PIECE",
     "RecordedRequest",
     "S3Proxy",
     "SilentEndpoint",
@@ -63,6 +66,9 @@ FAULT_CODES: dict[int, tuple[str, str]] = {
         "The AWS Access Key Id you provided does not exist in our records.",
     ),
 }
+
+#: Bytes sent per piece of a body paced by ``bandwidth`` (a sleep follows each piece).
+PACE_PIECE = 64 * 1024
 
 #: Headers that describe one hop, not the message; never forwarded.
 _HOP_HEADERS = {
@@ -91,7 +97,8 @@ class RecordedRequest:
     range: str | None = None
     #: Body bytes sent to the client (0 for HEAD and for faults answered without a body).
     bytes_out: int = 0
-    #: ``time.monotonic()`` when the request arrived and when its answer was ready to send.
+    #: ``time.monotonic()`` when the request arrived, and when its answer is sent: when it was
+    #: ready to send, plus the body's paced transfer time if a ``bandwidth`` is set.
     start: float = 0.0
     end: float = 0.0
 
@@ -132,9 +139,38 @@ class _Handler(BaseHTTPRequestHandler):
             raise ConnectionError(f"request body cut short: {len(body)} of {length} bytes")
         return body
 
+    def _send_body(
+        self, payload: bytes, bandwidth: float | None, recorded: RecordedRequest
+    ) -> None:
+        """Write ``payload`` in pieces, paced to ``bandwidth`` bytes/s if one is set.
+
+        A client that closes the connection before the end (a reader that wanted only the
+        headers of a whole-object GET) gets no more; ``recorded`` is then amended to the bytes
+        actually written and the time the writing stopped.
+        """
+        began = time.monotonic()
+        view = memoryview(payload)
+        written = 0
+        try:
+            for offset in range(0, len(payload), PACE_PIECE):
+                piece = view[offset : offset + PACE_PIECE]
+                self.wfile.write(piece)
+                written += len(piece)
+                if not bandwidth:
+                    continue
+                self.wfile.flush()
+                # sleep until this piece's due time: the pace holds whatever the writes cost
+                wait = began + written / bandwidth - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+            self.server.proxy._amend(recorded, bytes_out=written, end=time.monotonic())
+
     def _handle(self) -> None:
         started = time.monotonic()
         proxy = self.server.proxy
+        bandwidth = proxy.bandwidth  # read once: a change applies to the next response
         try:
             body = self._body()
         except (ConnectionError, ValueError):  # cut short: forward nothing, as S3 would
@@ -144,21 +180,22 @@ class _Handler(BaseHTTPRequestHandler):
         kind = request_kind(self.command, split.path, split.query)
         rng = self.headers.get("Range")
 
-        def record(status: int, fault: str | None, sent: int = 0) -> None:
-            proxy._record(
-                RecordedRequest(
-                    kind,
-                    self.command,
-                    split.path,
-                    split.query,
-                    status,
-                    fault,
-                    rng,
-                    sent,
-                    started,
-                    time.monotonic(),
-                )
+        def record(status: int, fault: str | None, sent: int = 0) -> RecordedRequest:
+            transfer = sent / bandwidth if bandwidth else 0.0
+            recorded = RecordedRequest(
+                kind,
+                self.command,
+                split.path,
+                split.query,
+                status,
+                fault,
+                rng,
+                sent,
+                started,
+                time.monotonic() + transfer,
             )
+            proxy._record(recorded)
+            return recorded
 
         fault = proxy._draw_fault(kind)
         if proxy.latency:
@@ -177,10 +214,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(status)
             self.send_header("Content-Type", "application/xml")
             self.send_header("Content-Length", str(len(payload)))
-            record(status, str(status), 0 if self.command == "HEAD" else len(payload))
+            recorded = record(status, str(status), 0 if self.command == "HEAD" else len(payload))
             self.end_headers()
             if self.command != "HEAD":
-                self.wfile.write(payload)
+                self._send_body(payload, bandwidth, recorded)
             return
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_HEADERS}
         if body or self.command in ("PUT", "POST"):
@@ -201,18 +238,20 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(length))
         if dropped:
             self.send_header("Connection", "close")
-            record(status, "drop", len(payload) // 2)
+            recorded = record(status, "drop", len(payload) // 2)
             self.end_headers()
-            self.wfile.write(payload[: len(payload) // 2])
-            self.wfile.flush()
+            self._send_body(payload[: len(payload) // 2], bandwidth, recorded)
+            with suppress(OSError):
+                self.wfile.flush()
             self.close_connection = True
             return
-        # recorded before the answer goes out: a client that reads it and looks at the proxy
-        # sees this request, and its next request starts after this ``end``
-        record(status, None, 0 if self.command == "HEAD" else len(payload))
+        # recorded before the answer goes out (its ``end`` counts the paced transfer ahead): a
+        # client that reads it and looks at the proxy sees this request, and its next request
+        # starts after this ``end``
+        recorded = record(status, None, 0 if self.command == "HEAD" else len(payload))
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(payload)
+            self._send_body(payload, bandwidth, recorded)
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
 
@@ -241,6 +280,11 @@ class S3Proxy:
         Base URL of the real server, e.g. ``"http://127.0.0.1:5000"``.
     latency
         Seconds added before each request is forwarded.
+    bandwidth
+        Bytes per second at which each response body is sent (in pieces of
+        :data:`PACE_PIECE` bytes with sleeps between them); ``None``: loopback speed. Each
+        body gets the full rate, however many are sent at once (like independent TCP
+        connections to S3); request bodies (uploads) are not paced.
     fail_fraction
         Fraction of requests answered ``fail_status`` (not forwarded).
     drop_fraction
@@ -267,6 +311,7 @@ class S3Proxy:
         upstream: str,
         *,
         latency: float = 0.0,
+        bandwidth: float | None = None,
         fail_fraction: float = 0.0,
         drop_fraction: float = 0.0,
         reset_fraction: float = 0.0,
@@ -279,6 +324,7 @@ class S3Proxy:
         split = urlsplit(upstream)
         self._upstream = (split.hostname or "127.0.0.1", split.port or 80)
         self.latency = latency
+        self.bandwidth = _bandwidth(bandwidth)
         self.fail_fraction = fail_fraction
         self.drop_fraction = drop_fraction
         self.reset_fraction = reset_fraction
@@ -402,6 +448,14 @@ class S3Proxy:
         with self._lock:
             self._requests.append(request)
 
+    def _amend(self, request: RecordedRequest, **changes: Any) -> None:
+        """Replace the recorded ``request`` (if still recorded) by a copy with ``changes``."""
+        with self._lock:
+            for index, seen in enumerate(self._requests):
+                if seen is request:
+                    self._requests[index] = replace(request, **changes)
+                    return
+
     def _draw_fault(self, kind: str) -> str | None:
         with self._lock:
             rates = (
@@ -461,6 +515,15 @@ def count_rounds(requests: Collection[RecordedRequest]) -> int:
         else:
             round_end = max(round_end, r.end)
     return rounds
+
+
+def _bandwidth(bandwidth: float | None) -> float | None:
+    """``bandwidth`` checked: a positive number of bytes/s, or None (0 also means None)."""
+    if bandwidth is None or bandwidth == 0:
+        return None
+    if not bandwidth > 0:
+        raise ValueError(f"bandwidth={bandwidth!r}: must be a positive number of bytes/s or None")
+    return float(bandwidth)
 
 
 def _kinds(kinds: Collection[str] | None) -> frozenset[str] | None:
@@ -550,7 +613,8 @@ def _serve_commands(proxy: S3Proxy, commands: Any, replies: Any) -> None:
     ``reset`` forgets the requests seen (``ok``); ``counts`` prints the counts by kind and
     ``total`` as one JSON line; ``stats`` prints ``total``, ``rounds`` and ``bytes_out``
     as one JSON line; ``requests`` prints every recorded request as a JSON list of objects
-    (the fields of :class:`RecordedRequest`); ``latency S`` sets the injected latency (``ok``).
+    (the fields of :class:`RecordedRequest`); ``latency S`` sets the injected latency and
+    ``bandwidth B`` the bandwidth in bytes/s (``none`` or ``0``: no limit), each answering ``ok``.
     """
     import json
 
@@ -579,6 +643,13 @@ def _serve_commands(proxy: S3Proxy, commands: Any, replies: Any) -> None:
         elif command == "latency":
             proxy.latency = float(argument)
             reply = "ok"
+        elif command == "bandwidth":
+            try:
+                value = None if argument.strip().lower() in ("", "none") else float(argument)
+                proxy.bandwidth = _bandwidth(value)
+                reply = "ok"
+            except ValueError as error:
+                reply = json.dumps({"error": str(error)})
         else:
             reply = json.dumps({"error": f"unknown command {command!r}"})
         replies.write(reply + "\n")
@@ -592,8 +663,9 @@ def main(argv: list[str] | None = None) -> None:
     (written whole, then renamed, so a reader never sees half a number). It then reads
     commands on standard input, one a line, and answers each on standard output: ``reset``,
     ``counts`` (a JSON object of counts by kind plus ``total``), ``stats`` (``total``,
-    ``rounds``, ``bytes_out``), ``requests`` (each request), ``latency S`` and ``stop``
-    (or end of input), so a benchmark can count the requests of a job run in another process.
+    ``rounds``, ``bytes_out``), ``requests`` (each request), ``latency S``, ``bandwidth B``
+    (bytes/s) and ``stop`` (or end of input), so a benchmark can count the requests of a job
+    run in another process. ``--bandwidth`` paces each response body from the start.
     """
     import argparse
     import os
@@ -605,6 +677,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--upstream", required=True, help="base URL of the S3 server")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per request")
+    parser.add_argument(
+        "--bandwidth",
+        type=float,
+        default=None,
+        help="bytes per second of each response body (default: no limit)",
+    )
     parser.add_argument("--port-file", required=True, help="where to write the port")
     parser.add_argument("--fail-fraction", type=float, default=0.0)
     parser.add_argument("--drop-fraction", type=float, default=0.0)
@@ -619,6 +697,7 @@ def main(argv: list[str] | None = None) -> None:
     proxy = S3Proxy(
         args.upstream,
         latency=args.latency,
+        bandwidth=args.bandwidth,
         fail_fraction=args.fail_fraction,
         drop_fraction=args.drop_fraction,
         reset_fraction=args.reset_fraction,
