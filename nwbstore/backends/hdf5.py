@@ -42,7 +42,11 @@ from nwbstore.backends._remote_chunks import (
     RemoteChunkReader,
     unsupported_reason,
 )
-from nwbstore.backends._s3_retries import s3_pool_options, s3_write_options
+from nwbstore.backends._s3_retries import (
+    s3_pool_options,
+    s3_write_options,
+    shared_session_options,
+)
 from nwbstore.backends.registry import split_protocol
 from nwbstore.errors import (
     CorruptStoreError,
@@ -231,6 +235,7 @@ class HDF5Store(Store):
         slots = concurrency or DEFAULT_CONCURRENCY
         if split_protocol(url)[0] in S3_PROTOCOLS:
             options = s3_pool_options(options, slots)  # a connection per range GET in flight
+            options = shared_session_options(options)  # one botocore model load, not three
         fs, path = fsspec.core.url_to_fs(url, **options)
         open_kwargs: dict[str, Any] = {}
         if "default_block_size" not in options:
