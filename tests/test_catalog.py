@@ -497,3 +497,36 @@ def test_two_readers_closing_keep_both_readers_spans(
         walk_metadata(store)
         assert dict(counting_s3.counts) == {"HEAD": 1}
         _check_values(store, local)
+
+
+def test_a_second_open_beside_an_open_store_starts_from_its_spans(
+    counting_s3: Any, rich_files: tuple[Path, Path], ttl: Any
+) -> None:
+    """nwbstore.nwb.read or xr.open_dataset beside an open store: one HEAD, not a cold open."""
+    local, _ = rich_files
+    url = _upload(counting_s3, local, "rich-live.nwb")
+    opts = counting_s3.storage_options
+    ttl(0)
+    with nwbstore.open(url, storage_options=opts) as first:
+        walk_metadata(first)
+        assert not _cached()  # nothing saved yet: the first store is still open
+        counting_s3.reset()
+        with nwbstore.open(url, storage_options=opts) as second:
+            walk_metadata(second)
+            assert dict(counting_s3.counts) == {"HEAD": 1}
+            _check_values(second, local)
+
+
+def test_a_store_open_on_an_older_version_is_not_used(
+    counting_s3: Any, rich_files: tuple[Path, Path], ttl: Any
+) -> None:
+    first_file, second_file = rich_files
+    url = _upload(counting_s3, first_file, "rich-live-replaced.nwb")
+    opts = counting_s3.storage_options
+    ttl(0)
+    with nwbstore.open(url, storage_options=opts) as old:
+        walk_metadata(old)
+        _upload(counting_s3, second_file, "rich-live-replaced.nwb")  # a new ETag and size
+        with nwbstore.open(url, storage_options=opts) as new:
+            walk_metadata(new)
+            _check_values(new, second_file)

@@ -26,6 +26,7 @@ import os
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -316,7 +317,8 @@ class CatalogSession:
     fileobj
         The :class:`CatalogFile` h5py reads.
     source
-        Where the spans it started with came from: ``"cache"``, ``"sidecar"``, ``"explicit"``
+        Where the spans it started with came from: ``"cache"``, ``"sidecar"``, ``"explicit"``,
+        ``"live"`` (another store of this process that has the object open)
         or ``None`` (a cold open).
     """
 
@@ -337,6 +339,8 @@ class CatalogSession:
         self._save_to = save_to
         self._created = created
         self._saved = False
+        if save_to is not None:
+            _live_sessions.add(save_to, self)
 
     def snapshot(self) -> Catalog | None:
         """The catalog of everything read so far (None if the server gave no ETag)."""
@@ -352,6 +356,8 @@ class CatalogSession:
 
     def close(self) -> None:
         """Save the catalog to the local cache if it holds something the cache has not."""
+        if self._save_to is not None:
+            _live_sessions.discard(self._save_to, self)
         if self._saved or self._save_to is None or not self.etag:
             return
         if not (self.fileobj.changed or self.source == "sidecar"):
@@ -389,6 +395,63 @@ class CatalogSession:
             spans.add(offset, data)
         created = min(cached.created, catalog.created)
         return Catalog(catalog.url, catalog.etag, catalog.size, spans.items(), created=created)
+
+
+class _LiveSessions:
+    """The catalog sessions open in this process, by cache path (one object on one endpoint).
+
+    A second open of an object while a first is still open (``nwbstore.nwb.read`` or one
+    ``xr.open_dataset`` per group beside an open store) starts from the spans the first has
+    read so far, not cold: they are saved to the cache only when the first store closes.
+    Only sessions of the same ETag and size are used (checked by the second open's probe).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_path: dict[Path, weakref.WeakSet[CatalogSession]] = {}
+
+    def add(self, path: Path, session: CatalogSession) -> None:
+        with self._lock:
+            self._by_path.setdefault(path, weakref.WeakSet()).add(session)
+
+    def discard(self, path: Path, session: CatalogSession) -> None:
+        with self._lock:
+            sessions = self._by_path.get(path)
+            if sessions is not None:
+                sessions.discard(session)
+                if not sessions:
+                    del self._by_path[path]
+
+    def any_open(self, path: Path) -> bool:
+        with self._lock:
+            return bool(self._by_path.get(path))
+
+    def catalog(self, path: Path, etag: str | None, size: Any) -> Catalog | None:
+        """The spans every open session of this object version holds, merged (or None)."""
+        with self._lock:
+            sessions = list(self._by_path.get(path, ()))
+        found = [s for s in sessions if s.etag and s.etag == etag and s.fileobj.size == size]
+        if not etag or not found:
+            return None
+        spans = _Spans()
+        for session in found:
+            for offset, data in session.fileobj.spans():
+                spans.add(offset, data)
+        created = min(s._created or time.time() for s in found)
+        return Catalog(found[0].url, etag, int(size), spans.items(), created=created)
+
+
+_live_sessions = _LiveSessions()
+
+
+def _with_live(catalog: Catalog | None, live: Catalog | None) -> Catalog | None:
+    """``catalog`` plus the spans of ``live`` (both of the same object version)."""
+    if live is None or catalog is None:
+        return catalog or live
+    spans = _Spans(catalog.spans)
+    for offset, data in live.spans:
+        spans.add(offset, data)
+    return Catalog(catalog.url, catalog.etag, catalog.size, spans.items(), catalog.created)
 
 
 @dataclass
@@ -472,19 +535,24 @@ def open_with_catalog(
         # validated moments ago: no request at all (a change since is caught by IfMatch)
         info = {"size": cached.size, "ETag": cached.etag}
         logger.debug("catalog of %s from %s, within its TTL: no probe", url, local)
-        return _catalog_open(url, info, open_file, cached, "cache", local)
-    if cached is None:
+        live = _live_sessions.catalog(local, cached.etag, cached.size)
+        return _catalog_open(url, info, open_file, _with_live(cached, live), "cache", local)
+    if cached is None and not _live_sessions.any_open(local):
         info, sidecar = _probe_with_sidecar(url, fs, path, probe)
     else:
         info, sidecar = probe(), None
     if info is None:
         return CatalogOpen(None)
     etag, size = _etag(info), info.get("size")
+    live = _live_sessions.catalog(local, etag, size)
+    if cached is not None and cached.matches(etag, size):
+        with contextlib.suppress(OSError):
+            os.utime(local)  # validated now: the TTL starts again
+        return _catalog_open(url, info, open_file, _with_live(cached, live), "cache", local)
+    if live is not None:  # another store of this process has this version open
+        logger.debug("catalog of %s from a store open in this process", url)
+        return _catalog_open(url, info, open_file, live, "live", local)
     if cached is not None:
-        if cached.matches(etag, size):
-            with contextlib.suppress(OSError):
-                os.utime(local)  # validated now: the TTL starts again
-            return _catalog_open(url, info, open_file, cached, "cache", local)
         logger.debug("cached catalog %s of %s is stale (ETag %s, now %s)", local, url,
                      cached.etag, etag)  # fmt: skip
         sidecar = _fetch_sidecar(url, fs, path)
