@@ -9,7 +9,9 @@ link's round trip), uploads nwbstore's rich sample NWB file (written by pynwb) a
 1. opens it cold and walks the whole tree: a few requests, metadata bytes only;
 2. reads 10 ms of two channels: the chunks holding them, concurrent range GETs, one round;
 3. opens it again: the metadata catalog cached by the first open makes it one request;
-4. builds the ``pynwb.NWBFile`` with ``nwbstore.nwb.read`` (no further metadata request);
+4. builds the ``pynwb.NWBFile`` with ``nwbstore.nwb.read``: the catalog holds the tree, and
+   the small values pynwb reads that the walk did not (ids, strings, scalars) cost a few
+   block requests this first time; they join the catalog when the file is closed;
 5. writes the catalog next to the file (``nwbstore index``): another user's first open is
    then two requests in one round (the probe and the catalog);
 6. opens the series lazily in xarray: physical units, time and channel coordinates.

@@ -530,3 +530,36 @@ def test_a_store_open_on_an_older_version_is_not_used(
         with nwbstore.open(url, storage_options=opts) as new:
             walk_metadata(new)
             _check_values(new, second_file)
+
+
+def test_small_values_read_by_the_chunk_reader_are_cached_with_the_catalog(
+    counting_s3: Any, rich_files: tuple[Path, Path], ttl: Any
+) -> None:
+    """Index coordinates and small columns (what xarray reads at open) cost no request on a
+    warm open: the chunk reader serves them from the catalog and records the ones it fetched."""
+    local, _ = rich_files
+    url = _upload(counting_s3, local, "rich-values.nwb")
+    opts = counting_s3.storage_options
+    ttl(0)
+    small: list[str] = []
+
+    def visit(name: str, obj: Any) -> None:
+        numeric = isinstance(obj, h5py.Dataset) and obj.ndim == 1 and obj.dtype.kind in "iuf"
+        if numeric and 0 < obj.nbytes <= 64 * 1024:
+            small.append(name)
+
+    with h5py.File(local, "r") as f:
+        f.visititems(visit)
+        expected = {name: f[name][()] for name in small}
+    assert len(small) >= 5
+    with nwbstore.open(url, storage_options=opts) as store:
+        walk_metadata(store)
+        assert sum(store.chunk_reader(store[n].h5py_dataset) is not None for n in small) >= 3
+        for name in small:
+            np.testing.assert_array_equal(store[name][...], expected[name])
+    counting_s3.reset()
+    with nwbstore.open(url, storage_options=opts) as store:
+        walk_metadata(store)
+        for name in small:
+            np.testing.assert_array_equal(store[name][...], expected[name])
+        assert dict(counting_s3.counts) == {"HEAD": 1}

@@ -174,6 +174,20 @@ class CatalogFile:
         with self._lock:
             return self._spans.items()
 
+    def cached(self, offset: int, size: int) -> bytes | None:
+        """The ``size`` bytes at ``offset`` if the spans hold them, else None (no request)."""
+        with self._lock:
+            return self._spans.get(offset, size)
+
+    def remember(self, offset: int, data: bytes) -> None:
+        """Record ``data`` read at ``offset`` by another reader of this object (the chunk
+        reader's small values): saved with the catalog, served to the next open."""
+        if not self._record or not data or len(data) > MAX_RECORDED_READ:
+            return
+        with self._lock:
+            self._spans.add(offset, bytes(data))
+            self.changed = True
+
     def _read_at(self, offset: int, size: int) -> bytes:
         if self._closed:
             raise ValueError("I/O operation on a closed file")

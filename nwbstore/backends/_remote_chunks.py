@@ -33,7 +33,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -50,7 +50,9 @@ from nwbstore.errors import CorruptChunkError, RemoteObjectChangedError, RemoteR
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
+    "MAX_REMEMBERED",
     "RemoteChunkReader",
+    "SpanMemory",
     "UnsupportedSelection",
     "outer_selection",
     "unsupported_reason",
@@ -61,8 +63,21 @@ DEFAULT_CONCURRENCY = 16
 
 logger = logging.getLogger(__name__)
 
+#: Fetched ranges up to this size are recorded in the open's catalog (values of small
+#: datasets, index coordinates); bigger ones are bulk data and never kept.
+MAX_REMEMBERED = 64 * 1024
+
 #: ``place(request, data, member)``: decode chunk ``member`` of an answer into the output.
 Place = Callable[[RangeRequest, bytes, int], None]
+
+
+class SpanMemory(Protocol):
+    """Byte spans of the object kept in memory (the open's metadata catalog)."""
+
+    def cached(self, offset: int, size: int) -> bytes | None: ...
+
+    def remember(self, offset: int, data: bytes) -> None: ...
+
 
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
@@ -179,6 +194,11 @@ class RemoteChunkReader:
         Requests in flight at most.
     url
         The URL named in errors (defaults to ``path``).
+    spans
+        The open's metadata catalog (:class:`~nwbstore.backends._catalog.CatalogFile`), or
+        None: a range it holds is served from memory, and a range of at most
+        :data:`MAX_REMEMBERED` bytes that had to be fetched (a small dataset's values, an
+        index coordinate) is recorded in it, so a warm open reads it with no request.
 
     Raises
     ------
@@ -197,6 +217,7 @@ class RemoteChunkReader:
         url: str | None = None,
         max_gap: int = MAX_GAP,
         max_request: int = MAX_REQUEST,
+        spans: SpanMemory | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency={concurrency!r} must be a positive integer")
@@ -208,6 +229,7 @@ class RemoteChunkReader:
         self.url = url or path
         self.max_gap = max_gap
         self.max_request = max_request
+        self.spans = spans
         self._chunk_items = int(np.prod(index.chunks, dtype=np.int64))
         nbytes = self._chunk_items * index.dtype.itemsize
         reason = unsupported_reason(index)
@@ -332,6 +354,10 @@ class RemoteChunkReader:
     def _fetch(self, plan: list[RangeRequest], place: Place) -> None:
         """Run ``plan`` with at most ``concurrency`` requests in flight; ``place`` each chunk
         of an answer (in the decode pool, one task per chunk) as the answer arrives."""
+        if self.spans is not None:
+            plan = self._from_memory(plan, place)
+            if not plan:
+                return
         loop = getattr(self.fs, "loop", None)
         if loop is None or not getattr(self.fs, "async_impl", False):
             self._fetch_threads(plan, place)
@@ -339,6 +365,23 @@ class RemoteChunkReader:
         from fsspec.asyn import sync
 
         sync(loop, self._fetch_async, plan, place)
+
+    def _from_memory(self, plan: list[RangeRequest], place: Place) -> list[RangeRequest]:
+        """Place the requests ``self.spans`` holds; return the ones still to fetch."""
+        assert self.spans is not None
+        remaining = []
+        for request in plan:
+            data = self.spans.cached(request.start, request.end - request.start)
+            if data is None:
+                remaining.append(request)
+                continue
+            for member in request.members:
+                place(request, data, member)
+        return remaining
+
+    def _remember(self, start: int, data: bytes) -> None:
+        if self.spans is not None and len(data) <= MAX_REMEMBERED:
+            self.spans.remember(start, data)
 
     async def _fetch_async(self, plan: list[RangeRequest], place: Place) -> None:
         loop = asyncio.get_running_loop()
@@ -348,6 +391,7 @@ class RemoteChunkReader:
         async def one(request: RangeRequest) -> None:
             async with slots:
                 data = await self._retried_range(request.start, request.end)
+            self._remember(request.start, data)
             await asyncio.gather(
                 *(loop.run_in_executor(pool, place, request, data, m) for m in request.members)
             )
@@ -363,6 +407,7 @@ class RemoteChunkReader:
         def one(request: RangeRequest) -> None:
             data = self.fs.cat_file(self.path, start=request.start, end=request.end)
             self._check_length(request.start, request.end, len(data), None)
+            self._remember(request.start, data)
             for member in request.members:
                 place(request, data, member)
 

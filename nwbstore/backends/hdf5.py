@@ -361,7 +361,13 @@ class HDF5Store(Store):
             logger.debug("%s in %s is read through h5py: %s", dataset.name, self.url, problem)
             return None
         return RemoteChunkReader(
-            remote.fs, remote.path, index, remote.etag, remote.concurrency, url=self.url
+            remote.fs,
+            remote.path,
+            index,
+            remote.etag,
+            remote.concurrency,
+            url=self.url,
+            spans=None if self._catalog is None else self._catalog.fileobj,
         )
 
     def disable_chunk_reads(self, reason: BaseException) -> None:
