@@ -124,7 +124,17 @@ def build_file(path: Path, size_mb: float) -> dict[str, Any]:
         nwbfile.add_unit(spike_times=spikes)
     with NWBHDF5IO(str(path), "w") as io:
         io.write(nwbfile)
+    from remote_read_jobs import SPIKES, _checksum, _table_checksum
+
     with h5py.File(path) as f:
+        trials = f["intervals/trials"]
+        checksums = {
+            "slice": _checksum(f["acquisition/ElectricalSeries/data"][SLICE[0] : SLICE[1]]),
+            "table": _table_checksum(
+                {k: v[()] for k, v in trials.items() if isinstance(v, h5py.Dataset)}
+            ),
+            "spikes": _checksum(f[SPIKES][()]),
+        }
         ds = f["acquisition/ElectricalSeries/data"]
         row = SLICE[0] // CHUNKS[0]
         slice_bytes = sum(
@@ -135,6 +145,7 @@ def build_file(path: Path, size_mb: float) -> dict[str, Any]:
         "rows": seconds * RATE,
         "file_mb": path.stat().st_size / MB,
         "slice_chunk_mb": slice_bytes / MB,
+        "checksums": checksums,
     }
 
 
@@ -205,8 +216,6 @@ def _median_row(job: str, latency: float, runs: list[dict[str, Any]]) -> dict[st
             row[phase] = {"error": got["error"]}
             continue
         sums = {r[phase].get("checksum") for r in runs}
-        if len(sums) != 1:
-            raise SystemExit(f"{job} {phase}: runs read different values")
         row[phase] = {
             "seconds": statistics.median(r[phase]["seconds"] for r in runs),
             "requests": got.get("requests", 0),
@@ -214,6 +223,8 @@ def _median_row(job: str, latency: float, runs: list[dict[str, Any]]) -> dict[st
             "mb": got.get("mb", 0.0),
             "checksum": got.get("checksum"),
         }
+        if len(sums) != 1:
+            row[phase]["wrong"] = "the runs read different values"
     return row
 
 
@@ -251,7 +262,7 @@ def run_all(args: argparse.Namespace, work: Path) -> tuple[list[dict[str, Any]],
                     proxy.stop()
     finally:
         launcher.stop()
-    _check_values(rows)
+    _check_values(rows, facts["checksums"])
     facts["bandwidth_mb_s"] = args.bandwidth
     return rows, facts
 
@@ -271,19 +282,20 @@ def _brief(row: dict[str, Any]) -> str:
     return "  ".join(parts) + f"  total {row['total_seconds']:.2f}s"
 
 
-def _check_values(rows: list[dict[str, Any]]) -> None:
-    """Every tool that did a phase read the same values."""
-    for phase in ("slice", "table", "spikes"):
-        sums = {r["job"]: r[phase]["checksum"] for r in rows if "checksum" in r[phase]}
-        values = set(sums.values())
-        if len(values) > 1:
-            raise SystemExit(f"{phase}: the tools read different values: {sums}")
+def _check_values(rows: list[dict[str, Any]], expected: dict[str, float]) -> None:
+    """Mark every phase whose values differ from h5py's read of the local file."""
+    for row in rows:
+        for phase, want in expected.items():
+            got = row[phase].get("checksum")
+            if got is not None and got != want:
+                row[phase]["wrong"] = f"checksum {got:g}, h5py's local read {want:g}"
 
 
 def _cell(got: dict[str, Any]) -> str:
     if "error" in got:
         return f"fails: {got['error'][:60]}"
-    return f"{got['requests']} / {got['rounds']} / {got['mb']:.2f} / {got['seconds']:.2f}"
+    cell = f"{got['requests']} / {got['rounds']} / {got['mb']:.2f} / {got['seconds']:.2f}"
+    return cell + (f" **wrong values** ({got['wrong']})" if "wrong" in got else "")
 
 
 def _speedups(row: dict[str, Any], rows: list[dict[str, Any]]) -> str:

@@ -14,7 +14,8 @@ Before each phase the job sends one ``HEAD`` for ``__phase__/<phase>``, so the p
 the proxy's record of requests by phase. A phase a tool cannot do is recorded with its error
 (``"error"``), not hidden. The job writes ``{phase: {"seconds", "checksum" | "error"}}`` to
 ``--out`` (again after each phase, so a job killed for taking too long still reports the
-phases it finished); checksums let the parent check that every tool read the same values.
+phases it finished); the parent checks each tool's values against h5py's read of the local
+file (checksums).
 
 Jobs: ``nwbstore`` (``nwbstore.open``: remote chunk reader, metadata catalog cold: the cache
 directory is empty), ``nwbstore-warm`` (the same with the catalog the previous run cached),
