@@ -71,6 +71,11 @@ def _upload(s3: Any, local: Path, key: str) -> str:
     return f"s3://{s3.bucket}/{key}"
 
 
+def _uploaded(s3: Any, local: Path, key: str) -> tuple[str, dict[str, Any]]:
+    """``local`` uploaded as ``key``: its URL and the storage options to open it with."""
+    return _upload(s3, local, key), s3.storage_options
+
+
 def _cached() -> list[Path]:
     return sorted(p for p in cache_dir().glob("*.nwbcat"))
 
@@ -138,8 +143,7 @@ def test_warm_open_costs_one_request_and_none_within_ttl(
     counting_s3: Any, rich_files: tuple[Path, Path], ttl: Any
 ) -> None:
     local, _ = rich_files
-    url = _upload(counting_s3, local, "rich.nwb")
-    opts = counting_s3.storage_options
+    url, opts = _uploaded(counting_s3, local, "rich.nwb")
     counting_s3.reset()
     with nwbstore.open(url, storage_options=opts) as store:
         walk_metadata(store)
@@ -188,8 +192,7 @@ def test_changed_object_ignores_the_cached_catalog(
     counting_s3: Any, rich_files: tuple[Path, Path], ttl: Any
 ) -> None:
     first, second = rich_files
-    url = _upload(counting_s3, first, "rich.nwb")
-    opts = counting_s3.storage_options
+    url, opts = _uploaded(counting_s3, first, "rich.nwb")
     with nwbstore.open(url, storage_options=opts) as store:
         walk_metadata(store)
         old_etag = store.remote.etag
@@ -380,8 +383,7 @@ def test_bad_catalog_options(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     local, _ = rich_files
-    url = _upload(counting_s3, local, "rich.nwb")
-    opts = counting_s3.storage_options
+    url, opts = _uploaded(counting_s3, local, "rich.nwb")
     with pytest.raises(StoreNotFoundError, match=r"missing\.nwbcat"):
         nwbstore.open(url, storage_options=opts, catalog=tmp_path / "missing.nwbcat")
     with pytest.raises(SettingsError, match="catalog=3"):
@@ -482,8 +484,7 @@ def test_two_readers_closing_keep_both_readers_spans(
 ) -> None:
     """A reader that saw less must not replace the cached spans of one that saw more."""
     local, _ = rich_files
-    url = _upload(counting_s3, local, "rich-two-readers.nwb")
-    opts = counting_s3.storage_options
+    url, opts = _uploaded(counting_s3, local, "rich-two-readers.nwb")
     ttl(0)
     walker = nwbstore.open(url, storage_options=opts)
     glancer = nwbstore.open(url, storage_options=opts)  # cold too: nothing cached yet
@@ -504,8 +505,7 @@ def test_a_second_open_beside_an_open_store_starts_from_its_spans(
 ) -> None:
     """nwbstore.nwb.read or xr.open_dataset beside an open store: one HEAD, not a cold open."""
     local, _ = rich_files
-    url = _upload(counting_s3, local, "rich-live.nwb")
-    opts = counting_s3.storage_options
+    url, opts = _uploaded(counting_s3, local, "rich-live.nwb")
     ttl(0)
     with nwbstore.open(url, storage_options=opts) as first:
         walk_metadata(first)
@@ -521,8 +521,7 @@ def test_a_store_open_on_an_older_version_is_not_used(
     counting_s3: Any, rich_files: tuple[Path, Path], ttl: Any
 ) -> None:
     first_file, second_file = rich_files
-    url = _upload(counting_s3, first_file, "rich-live-replaced.nwb")
-    opts = counting_s3.storage_options
+    url, opts = _uploaded(counting_s3, first_file, "rich-live-replaced.nwb")
     ttl(0)
     with nwbstore.open(url, storage_options=opts) as old:
         walk_metadata(old)
@@ -538,8 +537,7 @@ def test_small_values_read_by_the_chunk_reader_are_cached_with_the_catalog(
     """Index coordinates and small columns (what xarray reads at open) cost no request on a
     warm open: the chunk reader serves them from the catalog and records the ones it fetched."""
     local, _ = rich_files
-    url = _upload(counting_s3, local, "rich-values.nwb")
-    opts = counting_s3.storage_options
+    url, opts = _uploaded(counting_s3, local, "rich-values.nwb")
     ttl(0)
     small: list[str] = []
 
